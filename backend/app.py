@@ -1,0 +1,130 @@
+"""The one composition root: create_app(settings) builds every object the service uses."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connexion import FlaskApp
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+
+from backend.api.limits import BodyLimitMiddleware
+from backend.api.problems import HANDLERS
+from backend.api.security import bearer_handler_for
+from backend.api.validation import VALIDATOR_MAP
+from backend.errors import GoldenPathError
+from backend.plugin_api import Providers, VaultOptions
+from backend.providers.secrets import SecretsStore
+from backend.providers.vault import HvacSecretsStore
+from backend.redaction import Redactor
+from backend.services.auth import Authenticator
+from backend.services.metrics import Metrics
+from backend.services.registry import ActionRegistry
+from backend.services.runner import Runner, Stores
+from backend.services.schema_export import describe
+from backend.settings import Settings, load_settings
+from backend.store.audit import AuditStore
+from backend.store.database import Database
+from backend.store.inventory import InventoryStore
+from backend.store.runs import RunStore
+
+SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
+_log = logging.getLogger("goldenpath")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    stores: Stores
+    registry: ActionRegistry
+    runner: Runner
+    authenticator: Authenticator
+    metrics: Metrics
+    redactor: Redactor
+    secrets_store: SecretsStore | None
+    _descriptions: list[dict[str, Any]] = field(default_factory=list)
+
+    def action_descriptions(self) -> list[dict[str, Any]]:
+        if not self._descriptions:
+            self._descriptions = [describe(action) for action in self.registry.all()]
+        return self._descriptions
+
+    def readiness(self) -> dict[str, str]:
+        checks = {"database": _check(self.database.ping)}
+        if self.secrets_store is not None:
+            checks["vault"] = _check(self.secrets_store.ping)
+        return checks
+
+
+def build_services(
+    settings: Settings, *, secrets_store: SecretsStore | None = None, registry: ActionRegistry | None = None
+) -> Services:
+    redactor = Redactor([t.token for t in settings.auth.static_tokens])
+    vault_token = settings.vault.resolved_token()
+    if vault_token:
+        redactor.add([vault_token])
+    if secrets_store is None and settings.vault.addr and vault_token:
+        secrets_store = HvacSecretsStore(
+            addr=settings.vault.addr, token=vault_token, timeout=settings.vault.timeout_seconds,
+            ui_url=settings.vault.ui_url,
+        )
+    database = Database(settings.database_url)
+    database.migrate()
+    stores = Stores(runs=RunStore(database), audit=AuditStore(database), inventory=InventoryStore(database))
+    registry = registry or ActionRegistry.discover()
+    metrics = Metrics()
+    providers = Providers(secrets=secrets_store, vault=_vault_options(settings) if secrets_store else None)
+    runner = Runner(registry=registry, stores=stores, providers=providers, settings=settings,
+                    redactor=redactor, metrics=metrics)
+    return Services(settings=settings, database=database, stores=stores, registry=registry, runner=runner,
+                    authenticator=Authenticator(settings.auth), metrics=metrics, redactor=redactor,
+                    secrets_store=secrets_store)
+
+
+def create_app(settings: Settings, *, services: Services | None = None, validate_responses: bool = False) -> FlaskApp:
+    services = services or build_services(settings)
+    app = FlaskApp(
+        __name__, specification_dir=str(SPEC_DIR),
+        security_map={"bearer": bearer_handler_for(services.authenticator)},
+    )
+    app.add_api(
+        "goldenpath.yaml", strict_validation=True, validate_responses=validate_responses,
+        validator_map=VALIDATOR_MAP, swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/api/v1/ui"),
+    )
+    app.add_middleware(BodyLimitMiddleware, MiddlewarePosition.BEFORE_SECURITY, max_bytes=settings.max_body_bytes)
+    for exception, handler in HANDLERS:
+        app.add_error_handler(exception, handler)
+    app.app.extensions["goldenpath"] = services
+    app.app.json.sort_keys = False
+    # connexion builds its stack on the first request; build it now so a bad spec or an
+    # unresolvable operationId fails at start-up, not on a user's first call.
+    app.middleware.app, app.middleware.middleware_stack = app.middleware._build_middleware_stack()
+    return app
+
+
+def app_from_env() -> FlaskApp:
+    """Entry point for ASGI servers: `uvicorn --factory backend.app:app_from_env`."""
+    return create_app(load_settings())
+
+
+def _vault_options(settings: Settings) -> VaultOptions:
+    vault = settings.vault
+    return VaultOptions(
+        kv_mount=vault.kv_mount, create_kv_mount=vault.create_kv_mount, max_versions=vault.max_versions,
+        kubernetes_auth_mount=vault.kubernetes_auth_mount, enable_kubernetes_auth=vault.enable_kubernetes_auth,
+        role_token_ttl=vault.role_token_ttl,
+    )
+
+
+def _check(probe: Any) -> str:
+    try:
+        probe()
+    except GoldenPathError as exc:
+        return exc.detail
+    except Exception as exc:  # readiness reports, it does not raise
+        return f"unreachable ({type(exc).__name__})"
+    return "ok"

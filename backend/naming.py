@@ -1,0 +1,34 @@
+"""Naming rules shared by every action: one source for namespace and service-account names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS_LABEL_MAX = 63
+ENTITY_REF = r"^((group|user):)?([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+SECRET_KEY = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"  # noqa: S105 - a pattern for key names
+_DNS_LABEL_RE = re.compile(DNS_LABEL)
+
+
+def is_dns_label(value: str) -> bool:
+    return bool(_DNS_LABEL_RE.match(value))
+
+
+def entity_name(ref: str) -> str:
+    """'group:default/team-a' -> 'team-a'."""
+    return ref.rsplit("/", 1)[-1].split(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Naming:
+    namespace_pattern: str = "{service}-{environment}"
+    service_account_pattern: str = "{service}"
+
+    def namespace(self, *, service: str, system: str, environment: str) -> str:
+        return self.namespace_pattern.format(service=service, system=system, environment=environment)
+
+    def service_account(self, *, service: str, system: str) -> str:
+        return self.service_account_pattern.format(service=service, system=system)

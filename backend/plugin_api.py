@@ -1,0 +1,156 @@
+"""What an action author imports: the Action declaration, its context, errors and provider ports.
+
+Actions import this module (and marshmallow) only; import-linter enforces it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import Schema, validate
+
+from backend.errors import (
+    ConflictError,
+    FieldError,
+    InputError,
+    NotFoundError,
+    PolicyViolation,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from backend.naming import DNS_LABEL, ENTITY_REF, LABEL_VALUE, SECRET_KEY, Naming, entity_name, is_dns_label
+from backend.providers.changes import Change, Outcome
+from backend.providers.secrets import InitialValues, KubernetesRoleSpec, SecretPathSpec, SecretsStore
+from backend.redaction import Redactor
+from backend.store.clock import utc_now
+from backend.store.inventory import ResourceRecord
+
+__all__ = [
+    "DNS_LABEL", "ENTITY_REF", "LABEL_VALUE", "SECRET_KEY", "Action", "ActionContext", "Change",
+    "ConflictError", "Example", "FieldError", "InitialValues", "InputError", "KubernetesRoleSpec", "Naming",
+    "NotFoundError", "Outcome", "PolicyViolation", "Providers", "Requester", "ResourceRecord",
+    "RunLogger", "SecretPathSpec", "SecretsStore", "UpstreamError", "UpstreamUnavailable",
+    "VaultOptions", "dns_label", "entity_name", "entity_ref", "is_dns_label", "label_value",
+    "secret_key_name",
+]
+
+_log = logging.getLogger("goldenpath.run")
+
+dns_label = validate.Regexp(
+    DNS_LABEL, error="must be a DNS label: lowercase letters, digits and '-', starting and ending "
+    "with a letter or digit, at most 63 characters")
+entity_ref = validate.Regexp(ENTITY_REF, error="must be an entity ref such as group:default/team-a")
+label_value = validate.Regexp(
+    LABEL_VALUE, error="must be letters, digits, '-', '_' or '.', starting and ending with a letter "
+    "or digit, at most 63 characters")
+secret_key_name = validate.Regexp(
+    SECRET_KEY, error="must be a key name: letters, digits, '_', '.', '-', not starting with a digit")
+
+
+@dataclass(frozen=True)
+class Example:
+    description: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A scaffolder action: declared once, published to Backstage and to the REST API."""
+
+    id: str
+    title: str
+    description: str
+    input_schema: type[Schema]
+    output_schema: type[Schema]
+    run: Callable[[ActionContext], dict[str, Any]]
+    examples: tuple[Example, ...] = ()
+    read_only: bool = False
+    idempotent: bool = True
+    destructive: bool = False
+    supports_dry_run: bool = True
+
+    @property
+    def plugin_id(self) -> str:
+        return self.id.split(":", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.id.split(":", 1)[1]
+
+
+@dataclass(frozen=True)
+class Requester:
+    user: str | None
+    caller: str
+
+
+@dataclass(frozen=True)
+class VaultOptions:
+    kv_mount: str
+    create_kv_mount: bool
+    max_versions: int
+    kubernetes_auth_mount: str | None
+    enable_kubernetes_auth: bool
+    role_token_ttl: str
+
+
+@dataclass
+class Providers:
+    """Provider ports an action may use; None where not configured."""
+
+    secrets: SecretsStore | None = None
+    vault: VaultOptions | None = None
+
+    def require_secrets(self) -> tuple[SecretsStore, VaultOptions]:
+        if self.secrets is None or self.vault is None:
+            raise UpstreamUnavailable("no Vault is configured for this Golden Path", provider="vault")
+        return self.secrets, self.vault
+
+
+class RunLogger:
+    """Collects a run's log lines (stored with the run, shown to Backstage), secrets masked."""
+
+    def __init__(self, redactor: Redactor, run_id: str) -> None:
+        self._redactor = redactor
+        self._run_id = run_id
+        self.lines: list[dict[str, Any]] = []
+
+    def info(self, message: str, **fields: Any) -> None:
+        self._emit("info", message, fields)
+
+    def warning(self, message: str, **fields: Any) -> None:
+        self._emit("warning", message, fields)
+
+    def _emit(self, level: str, message: str, fields: dict[str, Any]) -> None:
+        safe_message = self._redactor.text(message)
+        safe_fields = self._redactor.data(fields)
+        self.lines.append({"at": utc_now(), "level": level, "message": safe_message, "fields": safe_fields})
+        _log.log(logging.getLevelName(level.upper()), safe_message, extra={"run_id": self._run_id, **safe_fields})
+
+
+@dataclass
+class ActionContext:
+    input: dict[str, Any]
+    dry_run: bool
+    run_id: str
+    requester: Requester
+    log: RunLogger
+    providers: Providers
+    naming: Naming
+    environments: tuple[str, ...]
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    template_ref: str | None = None
+    changes: list[Change] = field(default_factory=list)
+    resources: list[ResourceRecord] = field(default_factory=list)
+
+    def record(self, change: Change, resource: ResourceRecord | None = None) -> Change:
+        """Note what an ensure_* call did; the runner stores it, audits it and updates the inventory."""
+        self.changes.append(change)
+        verb = f"would be {change.outcome.value}" if self.dry_run and change.is_write else change.outcome.value
+        self.log.info(f"{change.kind} {change.locator}: {verb}", fields=list(change.fields))
+        if resource is not None:
+            self.resources.append(resource)
+        return change

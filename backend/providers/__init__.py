@@ -1,0 +1,1 @@
+"""Provider ports and their adapters: the only code that imports hvac, PyGithub or kubernetes."""

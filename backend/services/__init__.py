@@ -1,0 +1,1 @@
+"""Use cases: the action registry and runner, authentication, audit, metrics."""

@@ -1,0 +1,168 @@
+"""Configuration: one YAML file (GOLDENPATH_CONFIG) with ${ENV} substitution, env overrides on top.
+
+Any setting can be overridden as GOLDENPATH_<SECTION>__<KEY> (e.g. GOLDENPATH_VAULT__KV_MOUNT=kv);
+the common ones also have short names (PORT, VAULT_ADDR, GOLDENPATH_DATABASE_URL, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SHORT_OVERRIDES = {
+    "PORT": ("server", "port"),
+    "GOLDENPATH_HOST": ("server", "host"),
+    "GOLDENPATH_DATABASE_URL": ("database", "url"),
+    "GOLDENPATH_TOKEN": ("auth", "token"),
+    "GOLDENPATH_BACKSTAGE_URL": ("auth", "backstage_url"),
+    "VAULT_ADDR": ("vault", "addr"),
+    "VAULT_TOKEN": ("vault", "token"),
+}
+
+
+@dataclass(frozen=True)
+class StaticToken:
+    name: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    static_tokens: tuple[StaticToken, ...] = ()
+    backstage_url: str | None = None
+    backstage_plugins: tuple[str, ...] = ("scaffolder",)
+    audience: str = "goldenpath"
+    jwks_cache_seconds: int = 600
+    jwks_refresh_cooldown_seconds: float = 30.0  # bounds refetches that unknown `kid`s can force
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    addr: str | None = None
+    token: str | None = field(default=None, repr=False)
+    token_file: str | None = None
+    kv_mount: str = "secret"
+    create_kv_mount: bool = False
+    max_versions: int = 10
+    kubernetes_auth_mount: str | None = "kubernetes"
+    enable_kubernetes_auth: bool = False
+    role_token_ttl: str = "1h"  # noqa: S105 - a duration
+    ui_url: str | None = None
+    timeout_seconds: float = 10.0
+
+    def resolved_token(self) -> str | None:
+        if self.token:
+            return self.token
+        if self.token_file:
+            return Path(self.token_file).read_text(encoding="utf-8").strip()
+        return None
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    environments: tuple[str, ...] = ("dev", "staging", "prod")
+    namespace_pattern: str = "{service}-{environment}"
+    service_account_pattern: str = "{service}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7070
+    database_url: str = "sqlite:///var/goldenpath.db"
+    max_body_bytes: int = 256 * 1024
+    log_level: str = "INFO"
+    public_url: str | None = None
+    auth: AuthSettings = AuthSettings()
+    vault: VaultSettings = VaultSettings()
+    policy: PolicySettings = PolicySettings()
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def load_settings(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    config_path = path or env.get("GOLDENPATH_CONFIG")
+    if config_path:
+        text = _substitute(Path(config_path).read_text(encoding="utf-8"), env)
+        raw = yaml.safe_load(text) or {}
+    _apply_env_overrides(raw, env)
+    return settings_from_dict(raw)
+
+
+def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
+    server = dict(raw.get("server") or {})
+    auth = dict(raw.get("auth") or {})
+    tokens = [StaticToken(name=t["name"], token=str(t["token"])) for t in auth.pop("static_tokens", [])]
+    if single := auth.pop("token", None):
+        tokens.append(StaticToken(name="default", token=str(single)))
+    if "backstage_plugins" in auth:
+        auth["backstage_plugins"] = tuple(_as_list(auth["backstage_plugins"]))
+    auth = _coerce(AuthSettings, auth)
+    policy = dict(raw.get("policy") or {})
+    if "environments" in policy:
+        policy["environments"] = tuple(_as_list(policy["environments"]))
+    return Settings(
+        host=str(server.get("host", Settings.host)),
+        port=int(server.get("port", Settings.port)),
+        public_url=server.get("public_url"),
+        max_body_bytes=int(server.get("max_body_bytes", Settings.max_body_bytes)),
+        log_level=str(server.get("log_level", Settings.log_level)).upper(),
+        database_url=str((raw.get("database") or {}).get("url", Settings.database_url)),
+        auth=AuthSettings(static_tokens=tuple(tokens), **auth),
+        vault=VaultSettings(**_coerce(VaultSettings, dict(raw.get("vault") or {}))),
+        policy=PolicySettings(**policy),
+    )
+
+
+def _substitute(text: str, env: Mapping[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise KeyError(f"configuration refers to ${{{name}}}, which is not set")
+
+    return _ENV_REF.sub(replace, text)
+
+
+def _apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, (section, key) in _SHORT_OVERRIDES.items():
+        if env.get(name):
+            raw.setdefault(section, {})[key] = env[name]
+    for name, value in env.items():
+        if name.startswith("GOLDENPATH_") and "__" in name:
+            section, _, key = name.removeprefix("GOLDENPATH_").lower().partition("__")
+            raw.setdefault(section, {})[key] = value
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def _coerce(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Env overrides arrive as strings: coerce them to the dataclass field's default type."""
+    defaults = cls()
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        current = getattr(defaults, key)
+        if isinstance(value, str) and isinstance(current, bool):
+            out[key] = value.strip().lower() in {"1", "true", "yes", "on"}
+        elif isinstance(value, str) and isinstance(current, int | float) and not isinstance(current, bool):
+            out[key] = type(current)(value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,1 @@
+"""Persistence: runs, run logs, audit events and the inventory of provisioned resources."""

@@ -1,0 +1,97 @@
+"""SQLAlchemy models. Schema changes go through an alembic migration (tests compare the two)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("action_id", "idempotency_key", name="uq_runs_action_idempotency_key"),
+        Index("ix_runs_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    input: Mapped[dict[str, Any]]
+    input_digest: Mapped[str] = mapped_column(String(64))
+    output: Mapped[dict[str, Any] | None]
+    error: Mapped[dict[str, Any] | None]
+    changes: Mapped[list[Any]]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    requested_by: Mapped[str | None] = mapped_column(String(300))
+    caller: Mapped[str] = mapped_column(String(200))
+    context: Mapped[dict[str, Any]]
+    created_at: Mapped[str] = mapped_column(String(32))
+    finished_at: Mapped[str | None] = mapped_column(String(32))
+
+
+class RunLog(Base):
+    __tablename__ = "run_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(10))
+    message: Mapped[str] = mapped_column(Text)
+    fields: Mapped[dict[str, Any]]
+
+
+class AuditEvent(Base):
+    """Append-only; each row's hash covers its content and the previous row's hash."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    at: Mapped[str] = mapped_column(String(32))
+    actor_user: Mapped[str | None] = mapped_column(String(300))
+    actor_caller: Mapped[str] = mapped_column(String(200))
+    action_id: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    input_digest: Mapped[str] = mapped_column(String(64))
+    changes: Mapped[list[Any]]
+    result: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row: the chain's tip. Appends lock it, so the chain stays linear across workers."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Resource(Base):
+    """Inventory: what Golden Path provisioned, one row per external object it manages."""
+
+    __tablename__ = "resources"
+    __table_args__ = (UniqueConstraint("kind", "locator", name="uq_resources_kind_locator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    locator: Mapped[str] = mapped_column(String(500))
+    service: Mapped[str | None] = mapped_column(String(100), index=True)
+    system: Mapped[str | None] = mapped_column(String(100))
+    owner: Mapped[str | None] = mapped_column(String(300))
+    environment: Mapped[str | None] = mapped_column(String(63))
+    attributes: Mapped[dict[str, Any]]
+    action_id: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))

@@ -1,0 +1,41 @@
+"""schemathesis over the whole spec: no 5xx, and every response conforms to the spec."""
+
+from __future__ import annotations
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from backend.app import build_services, create_app
+from backend.settings import settings_from_dict
+from tests.conftest import API_TOKEN
+from tests.fakes.secrets import FakeSecretsStore
+
+
+def _app():  # type: ignore[no-untyped-def]
+    import tempfile
+
+    url = f"sqlite:///{tempfile.mkdtemp(prefix='gp-fuzz-')}/fuzz.db"
+    cfg = settings_from_dict({"database": {"url": url}, "auth": {"token": API_TOKEN}})
+    return create_app(cfg, services=build_services(cfg, secrets_store=FakeSecretsStore()))
+
+
+APP = _app()
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+def not_a_server_error(ctx, response, case):  # type: ignore[no-untyped-def]
+    assert response.status_code < 500, f"{case.method} {case.path} -> {response.status_code}: {response.text[:300]}"
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_and_never_errors(case) -> None:  # type: ignore[no-untyped-def]
+    case.headers = {**(case.headers or {}), "Authorization": f"Bearer {API_TOKEN}"}
+    response = case.call()
+    case.validate_response(response, checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                                             response_schema_conformance])

@@ -1,0 +1,136 @@
+"""Shared fixtures: a real OpenBao dev server, real databases (SQLite and PostgreSQL), the real app."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from connexion import FlaskApp
+from starlette.testclient import TestClient
+
+from backend.app import Services, build_services, create_app
+from backend.embedded import EmbeddedOpenBao
+from backend.providers.secrets import SecretsStore
+from backend.settings import Settings, settings_from_dict
+from tests.databases import PostgresServer
+
+API_TOKEN = "test-token-" + secrets.token_hex(8)
+_postgres_source: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[EmbeddedOpenBao]:
+    with EmbeddedOpenBao() as bao:
+        yield bao
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    _postgres_source.append(server.source)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/goldenpath.db"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/goldenpath.db"
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(openbao: EmbeddedOpenBao, sqlite_url: str) -> SettingsFactory:
+    def make(database_url: str | None = None, **sections: Any) -> Settings:
+        raw: dict[str, Any] = {
+            "database": {"url": database_url or sqlite_url},
+            "auth": {"token": API_TOKEN},
+            "vault": {"addr": openbao.addr, "token": openbao.token, "enable_kubernetes_auth": True},
+        }
+        for section, values in sections.items():
+            raw.setdefault(section, {}).update(values)
+        return settings_from_dict(raw)
+
+    return make
+
+
+@pytest.fixture
+def make_app(make_settings: SettingsFactory) -> Callable[..., tuple[FlaskApp, Services]]:
+    def make(
+        *, database_url: str | None = None, secrets_store: SecretsStore | None = None, **sections: Any
+    ) -> tuple[FlaskApp, Services]:
+        settings = make_settings(database_url, **sections)
+        services = build_services(settings, secrets_store=secrets_store)
+        return create_app(settings, services=services, validate_responses=True), services
+
+    return make
+
+
+@pytest.fixture
+def client(make_app: Callable[..., tuple[FlaskApp, Services]]) -> TestClient:
+    app, _ = make_app()
+    return app.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
+
+
+def unique(prefix: str = "svc") -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def vault_input(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "service": unique(), "system": "payments", "owner": "group:default/team-payments",
+        "environments": ["dev"], "costCenter": "cc-1234", "secretKeys": ["DATABASE_PASSWORD"],
+    }
+    data.update(overrides)
+    return data
+
+
+VAULT_ACTION = "goldenpath:vault:secrets-path:create"
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "gp_example_action"
+
+
+@pytest.fixture(scope="session")
+def example_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target",
+         str(target), str(FIXTURE)],
+        check=True, capture_output=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    return target
+
+
+@pytest.fixture
+def installed(example_package: Path) -> Iterator[Path]:
+    sys.path.insert(0, str(example_package))
+    importlib.invalidate_caches()
+    yield example_package
+    sys.path.remove(str(example_package))
+    sys.modules.pop("gp_example_action", None)
+    importlib.invalidate_caches()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _postgres_source:
+        terminalreporter.write_line(f"PostgreSQL used by the tests: {_postgres_source[0]}")

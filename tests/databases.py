@@ -1,0 +1,71 @@
+"""Real databases for tests: SQLite files, and PostgreSQL (the machine's server, else the pgserver wheel)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from backend.embedded import free_port
+
+SYSTEM_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        self.admin_url = ""
+        self.source = ""
+        self._workdir: str | None = None
+        self._bin: Path | None = None
+
+    def start(self) -> PostgresServer:
+        url = os.environ.get("GOLDENPATH_TEST_POSTGRES_URL", SYSTEM_POSTGRES)
+        try:
+            with psycopg.connect(url, connect_timeout=3):
+                pass
+            self.admin_url, self.source = url, f"PostgreSQL server at {url.split('@')[-1]}"
+            return self
+        except psycopg.OperationalError:
+            return self._start_pgserver()
+
+    def _start_pgserver(self) -> PostgresServer:
+        import pgserver  # the wheel ships PostgreSQL binaries
+
+        self._bin = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        self._workdir = tempfile.mkdtemp(prefix="goldenpath-pg-")
+        port = free_port()
+        as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        if as_user:
+            os.chown(self._workdir, 65534, 65534)
+        data = f"{self._workdir}/data"
+        subprocess.run([*as_user, str(self._bin / "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
+                        "-E", "UTF8", "--no-locale"], check=True, capture_output=True)
+        subprocess.run([*as_user, str(self._bin / "pg_ctl"), "-D", data, "-l", f"{self._workdir}/log", "-o",
+                        f"-h 127.0.0.1 -p {port} -k {self._workdir} -c fsync=off", "-w", "start"],
+                       check=True, capture_output=True)
+        self._as_user = as_user
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self.source = "PostgreSQL 16 from the pgserver wheel (no server at 127.0.0.1:5432)"
+        return self
+
+    def create_database(self) -> str:
+        name = f"goldenpath_test_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+
+    def drop_database(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        if self._workdir and self._bin:
+            subprocess.run([*self._as_user, str(self._bin / "pg_ctl"), "-D", f"{self._workdir}/data", "-m", "fast",
+                            "-w", "stop"], check=False, capture_output=True)
+            shutil.rmtree(self._workdir, ignore_errors=True)

@@ -1,0 +1,40 @@
+"""Configuration: YAML with ${ENV} substitution, short env overrides and GOLDENPATH_<SECTION>__<KEY>."""
+
+from pathlib import Path
+
+import pytest
+
+from backend.settings import load_settings
+
+
+def test_yaml_env_substitution_and_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "goldenpath.yaml"
+    config.write_text(
+        "server: {port: 8000}\n"
+        "auth:\n  static_tokens: [{name: backstage, token: '${BACKSTAGE_TOKEN}'}]\n"
+        "vault: {kv_mount: '${KV_MOUNT:-kv}', max_versions: 3}\n"
+        "policy: {environments: [dev, prod]}\n"
+    )
+    env = {"BACKSTAGE_TOKEN": "from-env-123", "PORT": "9001", "GOLDENPATH_VAULT__CREATE_KV_MOUNT": "true",
+           "GOLDENPATH_VAULT__MAX_VERSIONS": "12", "VAULT_ADDR": "http://vault:8200"}
+    settings = load_settings(str(config), env)
+    assert settings.port == 9001
+    assert settings.auth.static_tokens[0].token == "from-env-123"
+    assert (settings.vault.kv_mount, settings.vault.create_kv_mount, settings.vault.max_versions) == ("kv", True, 12)
+    assert settings.vault.addr == "http://vault:8200"
+    assert settings.policy.environments == ("dev", "prod")
+    assert "from-env-123" not in repr(settings)
+
+
+def test_a_missing_env_reference_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "goldenpath.yaml"
+    config.write_text("auth: {token: '${NOT_SET_ANYWHERE}'}\n")
+    with pytest.raises(KeyError, match="NOT_SET_ANYWHERE"):
+        load_settings(str(config), {})
+
+
+def test_vault_token_from_a_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s.from-file\n")
+    settings = load_settings(None, {"GOLDENPATH_VAULT__TOKEN_FILE": str(token_file)})
+    assert settings.vault.resolved_token() == "s.from-file"
