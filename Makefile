@@ -18,7 +18,7 @@ run: install
 	$(BIN)/goldenpath serve
 
 lint: install
-	$(BIN)/ruff check backend scaffolder_actions tests benchmarks
+	$(BIN)/ruff check backend scaffolder_actions tests $(wildcard benchmarks)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
