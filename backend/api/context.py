@@ -19,12 +19,10 @@ def services() -> Services:
 
 
 def requester(on_behalf_of: str | None = None) -> Requester:
-    """The caller is who authenticated; the user is the Backstage user it vouches for, if any."""
+    """The caller is who authenticated. The user is the one a Backstage token vouches for (`obo`), else the
+    one a static-token caller says it acts for (recorded as its claim, next to the caller)."""
     info: dict[str, Any] = context.get("token_info") or {}
-    user = info.get("user") or on_behalf_of
-    if info.get("kind") == "backstage" and info.get("user"):
-        user = info["user"]
-    return Requester(user=user, caller=str(info.get("caller", "anonymous")))
+    return Requester(user=info.get("user") or on_behalf_of, caller=str(info.get("caller", "anonymous")))
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> tuple[dict[str, Any], int, dict[str, str]]:
