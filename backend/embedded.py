@@ -45,7 +45,7 @@ class EmbeddedOpenBao:
         self._process = subprocess.Popen(
             [str(binary), "server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={self.token}",
              f"-dev-listen-address=127.0.0.1:{self.port}"],
-            stdout=log, stderr=log, env=env, start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509 - one syscall, libc loaded before fork
+            stdout=log, stderr=log, env=env, start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509 - one syscall, libc loaded before fork
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -77,7 +77,7 @@ class EmbeddedOpenBao:
         self.stop()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """uvicorn re-raises SIGTERM after shutdown, so `finally` blocks may never run: let the kernel
     stop the dev server when the process that started it dies (Linux; elsewhere stop() does it)."""
     if _prctl is not None:
