@@ -74,7 +74,8 @@ def build_services(
         )
     database = Database(settings.database_url)
     database.migrate()
-    stores = Stores(runs=RunStore(database), audit=AuditStore(database), inventory=InventoryStore(database))
+    stores = Stores(database=database, runs=RunStore(database), audit=AuditStore(database),
+                    inventory=InventoryStore(database))
     registry = registry or ActionRegistry.discover()
     metrics = Metrics()
     providers = Providers(secrets=secrets_store, vault=_vault_options(settings) if secrets_store else None)

@@ -25,6 +25,7 @@ from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
 from backend.settings import Settings
 from backend.store.audit import AuditStore, NewAuditEvent
+from backend.store.database import Database
 from backend.store.inventory import InventoryStore
 from backend.store.runs import DuplicateKeyError, NewRun, RunStore
 
@@ -45,6 +46,7 @@ class RunRequest:
 
 @dataclass
 class Stores:
+    database: Database
     runs: RunStore
     audit: AuditStore
     inventory: InventoryStore
@@ -132,39 +134,40 @@ class Runner:
         except Exception as exc:
             _log.error("action %s failed: %s", action.id, redactor.text(repr(exc)), extra={"run_id": new.id})
             error = RunFailedError(f"{action.id} failed unexpectedly; see the server log for run {new.id}")
-        self._record(action, new, ctx, output=output, error=error, redactor=redactor,
-                     seconds=time.perf_counter() - started)
+        record = self._record(action, new, ctx, output=output, error=error, redactor=redactor,
+                              seconds=time.perf_counter() - started)
         if error is not None:
             error.run_id = new.id
             raise error
-        record = self._stores.runs.get(new.id)
-        assert record is not None
         return {**record, "replayed": False, "resources": [vars(r) for r in ctx.resources]}
 
     def _record(
         self, action: Action, new: NewRun, ctx: ActionContext, *, output: dict[str, Any] | None,
         error: GoldenPathError | None, redactor: Redactor, seconds: float,
-    ) -> None:
+    ) -> dict[str, Any]:
         status = "failed" if error else "succeeded"
         changes = [change.to_dict() for change in ctx.changes]
         problem = redactor.data(error.to_problem()) if error else None
-        self._stores.runs.finish(
-            new.id, status=status, output=redactor.data(output) if output is not None else None,
-            error=problem, changes=changes, logs=ctx.log.lines,
-        )
-        if not new.dry_run:
-            if error is None:
-                self._stores.inventory.upsert(ctx.resources, action_id=action.id, run_id=new.id)
-            self._stores.audit.append(NewAuditEvent(
-                actor_user=new.requested_by, actor_caller=new.caller, action_id=action.id, run_id=new.id,
-                input_digest=new.input_digest, result=status,
-                changes=[c for c in changes if c["outcome"] != "unchanged"],
-                detail=problem["detail"] if problem else None,
-            ))
+        # The run record, the inventory and the audit event commit together: no evidence without its run.
+        with self._stores.database.transaction() as session:
+            record = self._stores.runs.finish(
+                new.id, status=status, output=redactor.data(output) if output is not None else None,
+                error=problem, changes=changes, logs=ctx.log.lines, session=session,
+            )
+            if not new.dry_run and error is None:
+                self._stores.inventory.upsert(ctx.resources, action_id=action.id, run_id=new.id, session=session)
+            if not new.dry_run:
+                self._stores.audit.append(NewAuditEvent(
+                    actor_user=new.requested_by, actor_caller=new.caller, action_id=action.id, run_id=new.id,
+                    input_digest=new.input_digest, result=status,
+                    changes=[c for c in changes if c["outcome"] != "unchanged"],
+                    detail=problem["detail"] if problem else None,
+                ), session=session)
         self._metrics.runs.labels(action.id, status, str(new.dry_run).lower()).inc()
         self._metrics.run_seconds.labels(action.id).observe(seconds)
         if isinstance(error, UpstreamError):
             self._metrics.upstream_errors.labels(error.provider, str(error.is_retryable).lower()).inc()
+        return record
 
 
 def load_input(schema: type[Schema], raw: Mapping[str, Any]) -> dict[str, Any]:

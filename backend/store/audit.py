@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from backend.store.clock import utc_now
 from backend.store.database import Database
@@ -47,9 +48,9 @@ class AuditStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def append(self, new: NewAuditEvent) -> dict[str, Any]:
-        with self._db.transaction() as session:
-            head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    def append(self, new: NewAuditEvent, *, session: Session | None = None) -> dict[str, Any]:
+        with self._db.transaction(session) as tx:
+            head = tx.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
             values: dict[str, Any] = {
                 "seq": head.seq + 1,
                 "id": str(uuid.uuid4()),
@@ -65,7 +66,7 @@ class AuditStore:
                 "prev_hash": head.hash,
             }
             values["hash"] = event_hash(values)
-            session.add(AuditEvent(**values))
+            tx.add(AuditEvent(**values))
             head.seq, head.hash = values["seq"], values["hash"]
             return values
 

@@ -27,7 +27,11 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, joined: Session | None = None) -> Iterator[Session]:
+        """A new transaction, or `joined` when the caller already holds one (so several stores commit as one)."""
+        if joined is not None:
+            yield joined
+            return
         with self._sessions() as session, session.begin():
             yield session
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from backend.store.clock import utc_now
 from backend.store.database import Database
@@ -27,15 +28,17 @@ class InventoryStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def upsert(self, records: list[ResourceRecord], *, action_id: str, run_id: str) -> None:
+    def upsert(
+        self, records: list[ResourceRecord], *, action_id: str, run_id: str, session: Session | None = None
+    ) -> None:
         now = utc_now()
-        with self._db.transaction() as session:
+        with self._db.transaction(session) as tx:
             for record in records:
                 query = select(Resource).where(Resource.kind == record.kind, Resource.locator == record.locator)
-                row = session.scalar(query)
+                row = tx.scalar(query)
                 if row is None:
                     row = Resource(kind=record.kind, locator=record.locator, created_at=now)
-                    session.add(row)
+                    tx.add(row)
                 row.service, row.system, row.owner = record.service, record.system, record.owner
                 row.environment, row.attributes = record.environment, record.attributes
                 row.action_id, row.run_id, row.updated_at = action_id, run_id, now

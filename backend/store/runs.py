@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from backend.store.clock import utc_now
 from backend.store.database import Database
@@ -57,14 +58,17 @@ class RunStore:
         error: dict[str, Any] | None,
         changes: list[dict[str, Any]],
         logs: list[dict[str, Any]],
-    ) -> None:
-        with self._db.transaction() as session:
-            row = session.get_one(Run, run_id)
+        session: Session | None = None,
+    ) -> dict[str, Any]:
+        """Close the run; returns its record as stored (no read-back needed)."""
+        with self._db.transaction(session) as tx:
+            row = tx.get_one(Run, run_id)
             row.status, row.output, row.error, row.changes = status, output, error, changes
             row.finished_at = utc_now()
             if status == "failed":  # a failed run releases its key, so a retry after recovery can run
                 row.idempotency_key = None
-            session.add_all(RunLog(run_id=run_id, **line) for line in logs)
+            tx.add_all(RunLog(run_id=run_id, **line) for line in logs)
+            return run_dict(row, logs=[{**line} for line in logs])
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         with self._db.transaction() as session:
