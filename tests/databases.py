@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -34,9 +35,12 @@ class PostgresServer:
             return self._start_pgserver()
 
     def _start_pgserver(self) -> PostgresServer:
-        import pgserver  # the wheel ships PostgreSQL binaries
-
-        self._bin = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        # Only the binaries the wheel ships are needed: find them without importing the package, whose
+        # import-time platformdirs lookup warns (an error under this suite's filterwarnings).
+        spec = importlib.util.find_spec("pgserver")
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError("no PostgreSQL at 127.0.0.1:5432 and the pgserver wheel is not installed")
+        self._bin = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
         self._workdir = tempfile.mkdtemp(prefix="goldenpath-pg-")
         port = free_port()
         as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
