@@ -28,7 +28,7 @@ unit: install
 test: lint unit
 
 bench: install
-	$(BIN)/python benchmarks/vault_action.py
+	$(BIN)/python benchmarks/vault_service_vs_hvac.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,9 @@ from backend.api.security import bearer_handler_for
 from backend.api.validation import VALIDATOR_MAP
 from backend.errors import GoldenPathError
 from backend.plugin_api import Providers, VaultOptions
+from backend.providers.clusters import ClusterTarget
+from backend.providers.gitops import GitOpsCluster
+from backend.providers.kubernetes_api import KubernetesCluster, api_client_for
 from backend.providers.secrets import SecretsStore
 from backend.providers.vault import HvacSecretsStore
 from backend.redaction import Redactor
@@ -61,7 +64,8 @@ class Services:
 
 
 def build_services(
-    settings: Settings, *, secrets_store: SecretsStore | None = None, registry: ActionRegistry | None = None
+    settings: Settings, *, secrets_store: SecretsStore | None = None, registry: ActionRegistry | None = None,
+    clusters: dict[str, ClusterTarget] | None = None,
 ) -> Services:
     redactor = Redactor([t.token for t in settings.auth.static_tokens])
     vault_token = settings.vault.resolved_token()
@@ -78,7 +82,9 @@ def build_services(
                     inventory=InventoryStore(database))
     registry = registry or ActionRegistry.discover()
     metrics = Metrics()
-    providers = Providers(secrets=secrets_store, vault=_vault_options(settings) if secrets_store else None)
+    providers = Providers(secrets=secrets_store, vault=_vault_options(settings) if secrets_store else None,
+                          clusters=clusters if clusters is not None else build_clusters(settings),
+                          kubernetes=settings.kubernetes)
     runner = Runner(registry=registry, stores=stores, providers=providers, settings=settings,
                     redactor=redactor, metrics=metrics)
     return Services(settings=settings, database=database, stores=stores, registry=registry, runner=runner,
@@ -110,6 +116,22 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
 def app_from_env() -> FlaskApp:
     """Entry point for ASGI servers: `uvicorn --factory backend.app:app_from_env`."""
     return create_app(load_settings())
+
+
+def build_clusters(settings: Settings) -> dict[str, ClusterTarget]:
+    """Cluster clients are built lazily by the kubernetes client; nothing connects at start-up."""
+    targets: dict[str, ClusterTarget] = {}
+    for name, cluster in settings.kubernetes.clusters.items():
+        if cluster.mode == "gitops":
+            if not cluster.remote:
+                raise ValueError(f"cluster {name!r}: gitops mode needs a remote")
+            workdir = cluster.workdir or f"var/gitops/{name}-work"
+            targets[name] = GitOpsCluster(name, remote=cluster.remote, workdir=workdir, branch=cluster.branch)
+        elif cluster.mode == "direct":
+            targets[name] = KubernetesCluster(name, api_client_for(cluster))
+        else:
+            raise ValueError(f"cluster {name!r}: mode must be direct or gitops, not {cluster.mode!r}")
+    return targets
 
 
 def _vault_options(settings: Settings) -> VaultOptions:

@@ -21,20 +21,57 @@ from backend.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from backend.guardrails import TenantSpec, object_name, render
+from backend.kube_settings import KubernetesSettings
 from backend.naming import DNS_LABEL, ENTITY_REF, LABEL_VALUE, SECRET_KEY, Naming, entity_name, is_dns_label
 from backend.providers.changes import Change, Outcome
+from backend.providers.clusters import ClusterTarget, TenantResult
+from backend.providers.manifests import validate as validate_manifests
 from backend.providers.secrets import InitialValues, KubernetesRoleSpec, SecretPathSpec, SecretsStore
 from backend.redaction import Redactor
 from backend.store.clock import utc_now
 from backend.store.inventory import ResourceRecord
 
 __all__ = [
-    "DNS_LABEL", "ENTITY_REF", "LABEL_VALUE", "SECRET_KEY", "Action", "ActionContext", "Change",
-    "ConflictError", "Example", "FieldError", "InitialValues", "InputError", "KubernetesRoleSpec", "Naming",
-    "NotFoundError", "Outcome", "PolicyViolation", "Providers", "Requester", "ResourceRecord",
-    "RunLogger", "SecretPathSpec", "SecretsStore", "UpstreamError", "UpstreamUnavailable",
-    "VaultOptions", "dns_label", "entity_name", "entity_ref", "is_dns_label", "label_value",
+    "DNS_LABEL",
+    "ENTITY_REF",
+    "LABEL_VALUE",
+    "SECRET_KEY",
+    "Action",
+    "ActionContext",
+    "Change",
+    "ClusterTarget",
+    "ConflictError",
+    "Example",
+    "FieldError",
+    "InitialValues",
+    "InputError",
+    "KubernetesRoleSpec",
+    "KubernetesSettings",
+    "Naming",
+    "NotFoundError",
+    "Outcome",
+    "PolicyViolation",
+    "Providers",
+    "Requester",
+    "ResourceRecord",
+    "RunLogger",
+    "SecretPathSpec",
+    "SecretsStore",
+    "TenantResult",
+    "TenantSpec",
+    "UpstreamError",
+    "UpstreamUnavailable",
+    "VaultOptions",
+    "dns_label",
+    "entity_name",
+    "entity_ref",
+    "is_dns_label",
+    "label_value",
+    "object_name",
+    "render",
     "secret_key_name",
+    "validate_manifests",
 ]
 
 _log = logging.getLogger("goldenpath.run")
@@ -103,6 +140,8 @@ class Providers:
 
     secrets: SecretsStore | None = None
     vault: VaultOptions | None = None
+    clusters: dict[str, ClusterTarget] = field(default_factory=dict)
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
 
     def require_secrets(self) -> tuple[SecretsStore, VaultOptions]:
         if self.secrets is None or self.vault is None:

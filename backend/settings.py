@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from backend.kube_settings import KubernetesSettings, kubernetes_from_dict
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHORT_OVERRIDES = {
     "PORT": ("server", "port"),
@@ -83,6 +85,7 @@ class Settings:
     auth: AuthSettings = AuthSettings()
     vault: VaultSettings = VaultSettings()
     policy: PolicySettings = PolicySettings()
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
 
     @property
     def base_url(self) -> str:
@@ -122,6 +125,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         auth=AuthSettings(static_tokens=tuple(tokens), **auth),
         vault=VaultSettings(**_coerce(VaultSettings, dict(raw.get("vault") or {}))),
         policy=PolicySettings(**policy),
+        kubernetes=kubernetes_from_dict(dict(raw.get("kubernetes") or {})),
     )
 
 

@@ -20,6 +20,7 @@ from backend.embedded import EmbeddedOpenBao
 from backend.providers.secrets import SecretsStore
 from backend.settings import Settings, settings_from_dict
 from tests.databases import PostgresServer
+from tests.k8s_emulator import KubeEmulator
 
 API_TOKEN = "test-token-" + secrets.token_hex(8)
 _postgres_source: list[str] = []
@@ -58,13 +59,27 @@ def sqlite_url(tmp_path: Path) -> str:
 SettingsFactory = Callable[..., Settings]
 
 
+@pytest.fixture(scope="session")
+def kube() -> Iterator[KubeEmulator]:
+    emulator = KubeEmulator().start()
+    yield emulator
+    emulator.stop()
+
+
 @pytest.fixture
-def make_settings(openbao: EmbeddedOpenBao, sqlite_url: str) -> SettingsFactory:
+def gitops_dir(tmp_path: Path) -> Path:
+    return tmp_path / "gitops"
+
+
+@pytest.fixture
+def make_settings(openbao: EmbeddedOpenBao, sqlite_url: str, gitops_dir: Path) -> SettingsFactory:
     def make(database_url: str | None = None, **sections: Any) -> Settings:
         raw: dict[str, Any] = {
             "database": {"url": database_url or sqlite_url},
             "auth": {"token": API_TOKEN},
             "vault": {"addr": openbao.addr, "token": openbao.token, "enable_kubernetes_auth": True},
+            "kubernetes": {"clusters": {"local": {"mode": "gitops", "remote": str(gitops_dir / "local.git"),
+                                                  "workdir": str(gitops_dir / "local-work")}}},
         }
         for section, values in sections.items():
             raw.setdefault(section, {}).update(values)

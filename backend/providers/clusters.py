@@ -1,0 +1,33 @@
+"""The ClusterTarget port: converge a tenant namespace's manifests on one cluster (direct API or GitOps).
+
+Both adapters follow the same rules (backend.providers.manifests): validate everything first, refuse a
+namespace another team or tool owns, write only what differs, leave provenance as it was created.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.providers.changes import Change
+
+
+@dataclass(frozen=True)
+class TenantResult:
+    changes: list[Change]
+    commit: str | None = None
+    diff: str = ""
+    writes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ClusterTarget(ABC):
+    name: str
+    mode: str
+
+    @abstractmethod
+    def ensure_tenant(
+        self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool
+    ) -> TenantResult:
+        """Converge every manifest (the Namespace first). Raises ConflictError for a foreign namespace."""

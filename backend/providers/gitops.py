@@ -1,0 +1,145 @@
+"""GitOpsCluster: the ClusterTarget port as commits to a GitOps repository that Argo CD or Flux applies.
+
+Layout: clusters/<cluster>/namespaces/<namespace>/<kind>-<name>.yaml plus a kustomization.yaml. Each call
+syncs the working clone to the remote, rewrites only files whose content differs, and makes at most one
+commit, pushed at once; identical content means no commit. A local bare remote is created on first use.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backend.errors import UpstreamError, UpstreamUnavailable, cap
+from backend.guardrails import object_name
+from backend.providers.changes import Change, Outcome
+from backend.providers.clusters import ClusterTarget, TenantResult
+from backend.providers.manifests import check_namespace_owner, to_yaml, unified_diff, with_provenance_of
+
+PROVIDER = "gitops"
+AUTHOR = {"GIT_AUTHOR_NAME": "Golden Path", "GIT_AUTHOR_EMAIL": "goldenpath@localhost",
+          "GIT_COMMITTER_NAME": "Golden Path", "GIT_COMMITTER_EMAIL": "goldenpath@localhost"}
+
+
+class GitOpsCluster(ClusterTarget):
+    mode = "gitops"
+
+    def __init__(self, name: str, *, remote: str, workdir: str, branch: str = "main") -> None:
+        self.name, self.remote, self.branch = name, remote, branch
+        self.workdir = Path(workdir).resolve()
+        self._remote_url = str(Path(remote).resolve()) if _is_local(remote) else remote
+        self._lock = threading.Lock()
+
+    def ensure_tenant(
+        self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool
+    ) -> TenantResult:
+        namespace = manifests[0]["metadata"]["name"]
+        folder = Path("clusters") / self.name / "namespaces" / namespace
+        with self._exclusive():
+            self._sync()
+            current_ns = _load(self.workdir / folder / file_name(manifests[0]))
+            check_namespace_owner(current_ns, owner_ref=owner_ref, cluster=self.name)
+            planned: list[tuple[Change | None, Path, tuple[str, str]]] = [
+                self._plan(folder, manifest) for manifest in manifests]
+            planned.append(self._plan_kustomization(folder, [file_name(m) for m in manifests]))
+            changes = [change for change, _, _ in planned if change is not None]
+            diff = "".join(unified_diff(str(path), before, after) for _, path, (before, after) in planned
+                           if before != after)
+            if dry_run or not diff:
+                return TenantResult(changes=changes, diff=diff)
+            for _, path, (_, after) in planned:
+                (self.workdir / path).parent.mkdir(parents=True, exist_ok=True)
+                (self.workdir / path).write_text(after, encoding="utf-8")
+            commit = self._commit_and_push(folder, message)
+            return TenantResult(changes=changes, diff=diff, commit=commit, writes=1)
+
+    def _plan(self, folder: Path, manifest: dict[str, Any]) -> tuple[Change, Path, tuple[str, str]]:
+        path = folder / file_name(manifest)
+        before_text = _read(self.workdir / path)
+        current = yaml.safe_load(before_text) if before_text else None
+        after_text = to_yaml(with_provenance_of(manifest, current))
+        if not before_text:
+            outcome = Outcome.CREATED
+        else:
+            outcome = Outcome.UNCHANGED if before_text == after_text else Outcome.UPDATED
+        change = Change(f"kubernetes.{manifest['kind']}", f"{self.name}:{object_name(manifest)}", outcome,
+                        details={"file": str(path)} if outcome is not Outcome.UNCHANGED else {})
+        return change, path, (before_text, after_text)
+
+    def _plan_kustomization(self, folder: Path, files: list[str]) -> tuple[None, Path, tuple[str, str]]:
+        path = folder / "kustomization.yaml"
+        body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": files}
+        return None, path, (_read(self.workdir / path), yaml.safe_dump(body, sort_keys=False))
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One writer per working clone: a thread lock here, a file lock across processes."""
+        self.workdir.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(f"{self.workdir}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _sync(self) -> None:
+        if _is_local(self.remote) and not Path(self.remote).exists():
+            Path(self.remote).mkdir(parents=True)
+            self._git("init", "--bare", "--quiet", f"--initial-branch={self.branch}", str(Path(self.remote).resolve()),
+                      in_workdir=False)
+        if not (self.workdir / ".git").exists():
+            self._git("clone", "--quiet", self._remote_url, str(self.workdir), in_workdir=False)
+            self._git("checkout", "--quiet", "-B", self.branch)
+        self._git("fetch", "--quiet", "origin")
+        has_remote_branch = self._git("ls-remote", "--heads", "origin", self.branch).strip()
+        if has_remote_branch:
+            self._git("reset", "--quiet", "--hard", f"origin/{self.branch}")
+        self._git("clean", "--quiet", "-fdx")
+
+    def _commit_and_push(self, folder: Path, message: str) -> str:
+        self._git("add", "--all", str(folder))
+        self._git("commit", "--quiet", "-m", message)
+        self._git("push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}")
+        return self._git("rev-parse", "HEAD").strip()
+
+    def _git(self, *args: str, in_workdir: bool = True) -> str:
+        where = self.workdir if in_workdir else self.workdir.parent
+        env = {**os.environ, **AUTHOR, "GIT_TERMINAL_PROMPT": "0"}
+        try:
+            result = subprocess.run(["git", *args], cwd=where, env=env, capture_output=True, text=True,
+                                    timeout=60, check=True)
+        except subprocess.TimeoutExpired as exc:
+            raise UpstreamUnavailable(f"git {args[0]} timed out for cluster {self.name}", provider=PROVIDER) from exc
+        except subprocess.CalledProcessError as exc:
+            reason = cap(exc.stderr or exc.stdout or "", 200)
+            if args[0] in {"push", "fetch", "clone"}:
+                raise UpstreamUnavailable(f"git {args[0]} failed for cluster {self.name}: {reason}",
+                                          provider=PROVIDER) from exc
+            raise UpstreamError(f"git {args[0]} failed for cluster {self.name}: {reason}", provider=PROVIDER) from exc
+        return result.stdout
+
+
+def file_name(manifest: dict[str, Any]) -> str:
+    return f"{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml"
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    text = _read(path)
+    loaded: dict[str, Any] | None = yaml.safe_load(text) if text else None
+    return loaded
+
+
+def _is_local(remote: str) -> bool:
+    return "://" not in remote and not remote.startswith("git@")

@@ -1,0 +1,175 @@
+"""KubernetesCluster: the ClusterTarget port over the official `kubernetes` client (direct mode).
+
+Converges with read → create or merge-patch of owned fields (field manager `goldenpath`); no
+server-side apply, so it also works against API emulators. SDK errors are translated in `_api_call`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from backend.errors import ConflictError, UpstreamError, UpstreamUnavailable, cap
+from backend.guardrails import object_name
+from backend.kube_settings import ClusterSettings
+from backend.providers.changes import Change, Outcome
+from backend.providers.clusters import ClusterTarget, TenantResult
+from backend.providers.manifests import check_namespace_owner, owned_patch, to_yaml, unified_diff
+
+PROVIDER = "kubernetes"
+FIELD_MANAGER = "goldenpath"
+# kind → (API class, method suffix, namespaced)
+KINDS: dict[str, tuple[str, str, bool]] = {
+    "Namespace": ("CoreV1Api", "namespace", False),
+    "ResourceQuota": ("CoreV1Api", "namespaced_resource_quota", True),
+    "LimitRange": ("CoreV1Api", "namespaced_limit_range", True),
+    "ServiceAccount": ("CoreV1Api", "namespaced_service_account", True),
+    "NetworkPolicy": ("NetworkingV1Api", "namespaced_network_policy", True),
+    "RoleBinding": ("RbacAuthorizationV1Api", "namespaced_role_binding", True),
+}
+
+
+def api_client_for(cluster: ClusterSettings) -> kubernetes.client.ApiClient:
+    if cluster.server:
+        configuration = kubernetes.client.Configuration()
+        configuration.host = cluster.server
+        if cluster.token_file:
+            with open(cluster.token_file, encoding="utf-8") as handle:
+                configuration.api_key = {"authorization": "Bearer " + handle.read().strip()}
+        return kubernetes.client.ApiClient(configuration)
+    if cluster.in_cluster:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return kubernetes.client.ApiClient()
+    client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=cluster.kubeconfig, context=cluster.context)
+    return client
+
+
+class KubernetesCluster(ClusterTarget):
+    mode = "direct"
+
+    def __init__(self, name: str, client: kubernetes.client.ApiClient) -> None:
+        self.name = name
+        self._apis = {cls: getattr(kubernetes.client, cls)(client) for cls, _, _ in KINDS.values()}
+
+    def ensure_tenant(
+        self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool
+    ) -> TenantResult:
+        namespace = manifests[0]
+        current_ns = self._read(namespace)
+        check_namespace_owner(current_ns, owner_ref=owner_ref, cluster=self.name)
+        changes, diffs, writes = [], [], 0
+        for manifest in manifests:
+            current = current_ns if manifest is namespace else (self._read(manifest) if current_ns else None)
+            change, diff, made = self._converge(manifest, current, dry_run=dry_run)
+            changes.append(change)
+            writes += made
+            if diff:
+                diffs.append(diff)
+        return TenantResult(changes=changes, diff="".join(diffs), writes=writes)
+
+    def _converge(
+        self, manifest: dict[str, Any], current: dict[str, Any] | None, *, dry_run: bool
+    ) -> tuple[Change, str, int]:
+        label = object_name(manifest)
+        locator = f"{self.name}:{label}"
+        if current is None:
+            if not dry_run:
+                self._call(manifest, "create", body=manifest)
+            return Change(f"kubernetes.{manifest['kind']}", locator, Outcome.CREATED), \
+                unified_diff(label, "", to_yaml(manifest)), 0 if dry_run else 1
+        patch = owned_patch(current, manifest)
+        if not patch:
+            return Change(f"kubernetes.{manifest['kind']}", locator, Outcome.UNCHANGED), "", 0
+        writes = 0
+        if not dry_run:
+            if "roleRef" in patch:  # immutable on real clusters: replace the binding
+                self._call(manifest, "delete")
+                self._call(manifest, "create", body=manifest)
+                writes = 2
+            else:
+                self._call(manifest, "patch", body=patch)
+                writes = 1
+        fields = tuple(sorted(_paths(patch)))
+        return Change(f"kubernetes.{manifest['kind']}", locator, Outcome.UPDATED, fields=fields), \
+            unified_diff(label, to_yaml(_visible(current, manifest)), to_yaml(manifest)), writes
+
+    def _read(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            response = self._call(manifest, "read")
+        except _NotFoundError:
+            return None
+        current: dict[str, Any] = json.loads(response.data)
+        return current
+
+    def _call(self, manifest: dict[str, Any], verb: str, body: dict[str, Any] | None = None) -> Any:
+        api_class, suffix, namespaced = KINDS[manifest["kind"]]
+        method: Callable[..., Any] = getattr(self._apis[api_class], f"{verb}_{suffix}")
+        meta = manifest["metadata"]
+        args: list[Any] = [] if verb == "create" else [meta["name"]]
+        if namespaced:
+            args.append(meta["namespace"])
+        kwargs: dict[str, Any] = {"_preload_content": False, "_request_timeout": 30}
+        if body is not None:
+            kwargs["body"] = body
+        if verb in {"create", "patch"}:
+            kwargs["field_manager"] = FIELD_MANAGER
+        with _api_call(f"{verb} {object_name(manifest)} on cluster {self.name}"):
+            return method(*args, **kwargs)
+
+
+class _NotFoundError(Exception):
+    pass
+
+
+def _paths(patch: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in patch.items():
+        if isinstance(value, dict) and value and key in {"metadata", "labels", "annotations"}:
+            yield from _paths(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def _visible(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The current object restricted to what we render, so a dry-run diff shows only our fields."""
+    meta = current.get("metadata") or {}
+    shown: dict[str, Any] = {"apiVersion": current.get("apiVersion", desired["apiVersion"]),
+                             "kind": current.get("kind", desired["kind"]),
+                             "metadata": {k: meta[k] for k in desired["metadata"] if k in meta}}
+    shown.update({k: current[k] for k in desired if k not in shown and k in current})
+    return shown
+
+
+@contextmanager
+def _api_call(what: str) -> Iterator[None]:
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 404:
+            raise _NotFoundError(what) from None
+        reason = _reason(exc)
+        if exc.status == 409:
+            raise ConflictError(f"Kubernetes refused to {what}: {reason}") from None
+        if exc.status in {401, 403}:
+            raise UpstreamError(f"Kubernetes denied permission to {what}", provider=PROVIDER) from None
+        if exc.status in {429, 500, 502, 503, 504}:
+            raise UpstreamUnavailable(f"Kubernetes is unavailable ({exc.status}) to {what}",
+                                      provider=PROVIDER) from None
+        raise UpstreamError(f"Kubernetes refused to {what}: {reason}", provider=PROVIDER) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise UpstreamUnavailable(f"Kubernetes is unreachable to {what}: {type(exc).__name__}",
+                                  provider=PROVIDER) from None
+
+
+def _reason(exc: ApiException) -> str:
+    try:
+        return cap(str(json.loads(exc.body or "").get("message", exc.reason)), 200)
+    except (TypeError, ValueError):
+        return cap(str(exc.reason), 200)

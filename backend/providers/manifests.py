@@ -1,0 +1,101 @@
+"""Rules both cluster adapters share: schema validation, ownership, owned-field diffs, diffs for dry-runs."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import kubernetes_validate
+import yaml
+
+from backend.errors import ConflictError, PolicyViolation
+from backend.guardrails import MANAGED_BY, OWNER_REF_ANNOTATION, PROVENANCE_ANNOTATIONS, object_name
+
+ENVELOPE = ("apiVersion", "kind", "metadata", "status")
+
+
+def validate(manifests: list[dict[str, Any]], version: str) -> None:
+    """Fail closed: nothing is sent or committed unless every manifest passes the official schema (strict)."""
+    for manifest in manifests:
+        try:
+            kubernetes_validate.validate(manifest, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.path) or "(root)"
+            raise PolicyViolation(f"{object_name(manifest)} breaks the Kubernetes {version} schema at {where}: "
+                                  f"{exc.message}", rule="kubernetes-schema") from None
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.VersionNotSupportedError) as exc:
+            raise PolicyViolation(f"cannot validate {object_name(manifest)}: {exc}", rule="kubernetes-schema") from None
+
+
+def check_namespace_owner(current: dict[str, Any] | None, *, owner_ref: str, cluster: str) -> None:
+    if current is None:
+        return
+    meta = current.get("metadata") or {}
+    name = meta.get("name")
+    if (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") != MANAGED_BY:
+        raise ConflictError(f"namespace {name} on cluster {cluster} exists and is not managed by Golden Path")
+    owner = (meta.get("annotations") or {}).get(OWNER_REF_ANNOTATION)
+    if owner and owner != owner_ref:
+        raise ConflictError(f"namespace {name} on cluster {cluster} is owned by {owner}", owner=owner)
+
+
+def owned_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) that makes `current` match `desired` on the fields Golden Path owns:
+    its label and annotation keys (not provenance, not others' keys) and the whole body (spec, roleRef, ...).
+    Empty when nothing differs."""
+    patch: dict[str, Any] = {}
+    meta_patch: dict[str, Any] = {}
+    for section in ("labels", "annotations"):
+        have = (current.get("metadata") or {}).get(section) or {}
+        want = {k: v for k, v in ((desired.get("metadata") or {}).get(section) or {}).items()
+                if k not in PROVENANCE_ANNOTATIONS}
+        changed = {k: v for k, v in want.items() if have.get(k) != v}
+        if changed:
+            meta_patch[section] = changed
+    if meta_patch:
+        patch["metadata"] = meta_patch
+    for key in {*desired, *current} - set(ENVELOPE):
+        diff = merge_diff(current.get(key), desired.get(key))
+        if diff is not _SAME:
+            patch[key] = diff
+    return patch
+
+
+_SAME = object()
+
+
+def merge_diff(have: Any, want: Any) -> Any:
+    if have == want:
+        return _SAME
+    if isinstance(have, dict) and isinstance(want, dict):
+        out = {}
+        for key in {*have, *want}:
+            sub = merge_diff(have.get(key), want.get(key)) if key in want else None
+            if sub is not _SAME:
+                out[key] = sub
+        return out
+    return want
+
+
+def with_provenance_of(desired: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    """Keep the provenance an existing object was created with (for GitOps files, which are rewritten whole)."""
+    if current is None:
+        return desired
+    old = (current.get("metadata") or {}).get("annotations") or {}
+    kept = {k: old[k] for k in PROVENANCE_ANNOTATIONS if k in old}
+    if not kept and not any(k in (desired["metadata"].get("annotations") or {}) for k in PROVENANCE_ANNOTATIONS):
+        return desired
+    annotations = {k: v for k, v in (desired["metadata"].get("annotations") or {}).items()
+                   if k not in PROVENANCE_ANNOTATIONS}
+    annotations.update(kept or {k: v for k, v in (desired["metadata"].get("annotations") or {}).items()
+                                if k in PROVENANCE_ANNOTATIONS})
+    return {**desired, "metadata": {**desired["metadata"], "annotations": annotations}}
+
+
+def to_yaml(manifest: dict[str, Any] | None) -> str:
+    return "" if manifest is None else yaml.safe_dump(manifest, sort_keys=False)
+
+
+def unified_diff(label: str, before: str, after: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                        fromfile=f"current/{label}", tofile=f"desired/{label}"))
