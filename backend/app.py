@@ -11,7 +11,7 @@ from connexion import FlaskApp
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 
-from backend.api.limits import BodyLimitMiddleware
+from backend.api.limits import BodyLimitMiddleware, ControlCharacterPathMiddleware
 from backend.api.problems import HANDLERS
 from backend.api.security import bearer_handler_for
 from backend.api.validation import VALIDATOR_MAP
@@ -102,6 +102,7 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
         "goldenpath.yaml", strict_validation=True, validate_responses=validate_responses,
         validator_map=VALIDATOR_MAP, swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/api/v1/ui"),
     )
+    app.add_middleware(ControlCharacterPathMiddleware, MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(BodyLimitMiddleware, MiddlewarePosition.BEFORE_SECURITY, max_bytes=settings.max_body_bytes)
     for exception, handler in HANDLERS:
         app.add_error_handler(exception, handler)

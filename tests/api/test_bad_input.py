@@ -87,3 +87,15 @@ def test_bad_run_id_and_unknown_run(client: TestClient) -> None:
 
 def test_unknown_route_is_a_problem_too(client: TestClient) -> None:
     _assert_problem(client.get("/api/v1/nothing"), 404)
+
+
+def test_out_of_range_numbers_are_400_not_500(client: TestClient) -> None:
+    # found by schemathesis: a sequence number past the database's integer range used to be a 500
+    _assert_problem(client.get("/api/v1/audit", params={"after": "76364636787844661248"}), 400, "after")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/runs/abc%0A", "/api/v1/runs/%C2%83%11%09%0A", "/api/v1/actions%00"])
+def test_control_characters_in_the_path_are_400(client: TestClient, path: str) -> None:
+    # found by schemathesis: a trailing newline used to reach a handler without its operation (500)
+    _assert_problem(client.get(path), 400, "path")
+    assert client.get("/api/v1/healthz").status_code == 200

@@ -33,7 +33,8 @@ def not_a_server_error(ctx, response, case):  # type: ignore[no-untyped-def]
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized so a red run is reproducible; explore further by hand with more examples and a random seed.
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_api_conforms_and_never_errors(case) -> None:  # type: ignore[no-untyped-def]
     case.headers = {**(case.headers or {}), "Authorization": f"Bearer {API_TOKEN}"}
     response = case.call()
