@@ -27,6 +27,7 @@ from backend.naming import DNS_LABEL, ENTITY_REF, LABEL_VALUE, SECRET_KEY, Namin
 from backend.providers.changes import Change, Outcome
 from backend.providers.clusters import ClusterTarget, TenantResult
 from backend.providers.manifests import validate as validate_manifests
+from backend.providers.manifests import yaml_documents
 from backend.providers.secrets import InitialValues, KubernetesRoleSpec, SecretPathSpec, SecretsStore
 from backend.redaction import Redactor
 from backend.store.clock import utc_now
@@ -72,6 +73,7 @@ __all__ = [
     "render",
     "secret_key_name",
     "validate_manifests",
+    "yaml_documents",
 ]
 
 _log = logging.getLogger("goldenpath.run")

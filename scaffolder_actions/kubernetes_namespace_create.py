@@ -17,6 +17,7 @@ from marshmallow import Schema, fields, validate
 from backend.plugin_api import (
     Action,
     ActionContext,
+    Change,
     Example,
     InputError,
     Outcome,
@@ -30,6 +31,7 @@ from backend.plugin_api import (
     label_value,
     render,
     validate_manifests,
+    yaml_documents,
 )
 
 
@@ -65,6 +67,7 @@ class NamespaceOutput(Schema):
     commit = fields.String(allow_none=True, required=True)
     objects = fields.List(fields.Nested(ObjectOutput), required=True)
     diff = fields.String(metadata={"description": "Dry-run only: unified diff against the current state."})
+    manifests = fields.String(metadata={"description": "Dry-run only: the manifests, as multi-document YAML."})
 
 
 class NamespaceCreateOutput(Schema):
@@ -124,14 +127,17 @@ def _apply(ctx: ActionContext, env: str, cluster_name: str, manifests: list[dict
     data, namespace = ctx.input, manifests[0]["metadata"]["name"]
     message = (f"goldenpath: namespace {namespace} for {data['system']}/{data['service']} ({env})\n\n"
                f"Requested by {ctx.requester.user or ctx.requester.caller} in run {ctx.run_id}.")
-    result = cluster.ensure_tenant(manifests, owner_ref=data["owner"], message=message, dry_run=ctx.dry_run)
-    for index, change in enumerate(result.changes):
-        resource = ResourceRecord(
-            kind="kubernetes.namespace", locator=f"{cluster_name}/{namespace}", service=data["service"],
-            system=data["system"], owner=data["owner"], environment=env,
-            attributes={"cluster": cluster_name, "mode": cluster.mode, "namespace": namespace},
-        ) if index == 0 else None
-        ctx.record(change, resource)
+    resource = ResourceRecord(
+        kind="kubernetes.namespace", locator=f"{cluster_name}/{namespace}", service=data["service"],
+        system=data["system"], owner=data["owner"], environment=env,
+        attributes={"cluster": cluster_name, "mode": cluster.mode, "namespace": namespace},
+    )
+
+    def record(change: Change) -> None:
+        ctx.record(change, resource if change.kind == "kubernetes.Namespace" else None)
+
+    result = cluster.ensure_tenant(manifests, owner_ref=data["owner"], message=message, dry_run=ctx.dry_run,
+                                   on_change=record)
     output = {
         "environment": env, "cluster": cluster_name, "mode": cluster.mode, "namespace": namespace,
         "serviceAccount": next(m for m in manifests if m["kind"] == "ServiceAccount")["metadata"]["name"],
@@ -142,6 +148,7 @@ def _apply(ctx: ActionContext, env: str, cluster_name: str, manifests: list[dict
     }
     if ctx.dry_run:
         output["diff"] = result.diff
+        output["manifests"] = yaml_documents(manifests)
     return output
 
 

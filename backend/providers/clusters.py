@@ -7,6 +7,7 @@ namespace another team or tool owns, write only what differs, leave provenance a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ class ClusterTarget(ABC):
 
     @abstractmethod
     def ensure_tenant(
-        self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool
+        self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool,
+        on_change: Callable[[Change], None],
     ) -> TenantResult:
-        """Converge every manifest (the Namespace first). Raises ConflictError for a foreign namespace."""
+        """Converge every manifest (the Namespace first). Raises ConflictError for a foreign namespace.
+        `on_change` hears of each change as soon as it is in force, so a failure half-way still leaves
+        evidence of what was done."""

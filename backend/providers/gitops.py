@@ -11,7 +11,7 @@ import fcntl
 import os
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ class GitOpsCluster(ClusterTarget):
         self._lock = threading.Lock()
 
     def ensure_tenant(
-        self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool
+        self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool,
+        on_change: Callable[[Change], None],
     ) -> TenantResult:
         namespace = manifests[0]["metadata"]["name"]
         folder = Path("clusters") / self.name / "namespaces" / namespace
@@ -53,13 +54,15 @@ class GitOpsCluster(ClusterTarget):
             changes = [change for change, _, _ in planned if change is not None]
             diff = "".join(unified_diff(str(path), before, after) for _, path, (before, after) in planned
                            if before != after)
-            if dry_run or not diff:
-                return TenantResult(changes=changes, diff=diff)
-            for _, path, (_, after) in planned:
-                (self.workdir / path).parent.mkdir(parents=True, exist_ok=True)
-                (self.workdir / path).write_text(after, encoding="utf-8")
-            commit = self._commit_and_push(folder, message)
-            return TenantResult(changes=changes, diff=diff, commit=commit, writes=1)
+            commit = None
+            if diff and not dry_run:
+                for _, path, (_, after) in planned:
+                    (self.workdir / path).parent.mkdir(parents=True, exist_ok=True)
+                    (self.workdir / path).write_text(after, encoding="utf-8")
+                commit = self._commit_and_push(folder, message)
+            for change in changes:  # all or nothing: the commit is pushed, or none of it is in force
+                on_change(change)
+            return TenantResult(changes=changes, diff=diff, commit=commit, writes=1 if commit else 0)
 
     def _plan(self, folder: Path, manifest: dict[str, Any]) -> tuple[Change, Path, tuple[str, str]]:
         path = folder / file_name(manifest)

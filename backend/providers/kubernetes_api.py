@@ -60,7 +60,8 @@ class KubernetesCluster(ClusterTarget):
         self._apis = {cls: getattr(kubernetes.client, cls)(client) for cls, _, _ in KINDS.values()}
 
     def ensure_tenant(
-        self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool
+        self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool,
+        on_change: Callable[[Change], None],
     ) -> TenantResult:
         namespace = manifests[0]
         current_ns = self._read(namespace)
@@ -69,6 +70,7 @@ class KubernetesCluster(ClusterTarget):
         for manifest in manifests:
             current = current_ns if manifest is namespace else (self._read(manifest) if current_ns else None)
             change, diff, made = self._converge(manifest, current, dry_run=dry_run)
+            on_change(change)
             changes.append(change)
             writes += made
             if diff:

@@ -99,3 +99,7 @@ def to_yaml(manifest: dict[str, Any] | None) -> str:
 def unified_diff(label: str, before: str, after: str) -> str:
     return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                         fromfile=f"current/{label}", tofile=f"desired/{label}"))
+
+
+def yaml_documents(manifests: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(manifests, sort_keys=False)

@@ -13,7 +13,7 @@ from backend.errors import ConflictError
 from backend.guardrails import render
 from backend.providers.changes import Outcome
 from backend.providers.gitops import GitOpsCluster
-from tests.providers.test_kubernetes_direct import OWNER, _spec
+from tests.providers.test_kubernetes_direct import _spec, converge
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -39,7 +39,7 @@ def _commits(cluster: GitOpsCluster) -> int:
 
 def test_manifests_land_as_one_commit_file_by_file(cluster: GitOpsCluster, tmp_path: Path) -> None:
     manifests = render(_spec("pay-dev"))
-    result = cluster.ensure_tenant(manifests, owner_ref=OWNER, message="goldenpath: namespace pay-dev", dry_run=False)
+    result = converge(cluster, manifests, message="goldenpath: namespace pay-dev")
     assert result.commit and _commits(cluster) == 1 and result.writes == 1
     folder = _clone(cluster, tmp_path) / "clusters" / "eu-1" / "namespaces" / "pay-dev"
     files = sorted(p.name for p in folder.iterdir())
@@ -56,18 +56,17 @@ def test_manifests_land_as_one_commit_file_by_file(cluster: GitOpsCluster, tmp_p
 
 def test_rerun_and_dry_run_make_no_commit(cluster: GitOpsCluster) -> None:
     manifests = render(_spec("pay-dev"))
-    cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=False)
-    again = cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=False)
+    converge(cluster, manifests)
+    again = converge(cluster, manifests)
     assert again.commit is None and {c.outcome for c in again.changes} == {Outcome.UNCHANGED}
-    planned = cluster.ensure_tenant(render(_spec("pay-prod", environment="prod")), owner_ref=OWNER, message="m",
-                                    dry_run=True)
+    planned = converge(cluster, render(_spec("pay-prod", environment="prod")), dry_run=True)
     assert planned.commit is None and "+kind: Namespace" in planned.diff
     assert _commits(cluster) == 1
 
 
 def test_a_hand_edit_in_the_repository_is_restored(cluster: GitOpsCluster, tmp_path: Path) -> None:
     manifests = render(_spec("pay-dev"))
-    cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=False)
+    converge(cluster, manifests)
     clone = _clone(cluster, tmp_path, "human")
     quota = clone / "clusters/eu-1/namespaces/pay-dev/resourcequota-goldenpath-quota.yaml"
     edited: dict[str, Any] = yaml.safe_load(quota.read_text())
@@ -75,7 +74,7 @@ def test_a_hand_edit_in_the_repository_is_restored(cluster: GitOpsCluster, tmp_p
     quota.write_text(yaml.safe_dump(edited))
     git("commit", "-qam", "more pods", cwd=clone)
     git("push", "-q", "origin", "main", cwd=clone)
-    result = cluster.ensure_tenant(manifests, owner_ref=OWNER, message="restore", dry_run=False)
+    result = converge(cluster, manifests, message="restore")
     assert [c.kind for c in result.changes if c.outcome is Outcome.UPDATED] == ["kubernetes.ResourceQuota"]
     assert _commits(cluster) == 3
     git("pull", "-q", cwd=clone)
@@ -83,14 +82,13 @@ def test_a_hand_edit_in_the_repository_is_restored(cluster: GitOpsCluster, tmp_p
 
 
 def test_provenance_survives_a_rerun_by_someone_else(cluster: GitOpsCluster, tmp_path: Path) -> None:
-    cluster.ensure_tenant(render(_spec("pay-dev")), owner_ref=OWNER, message="m", dry_run=False)
+    converge(cluster, render(_spec("pay-dev")))
     other = render(_spec("pay-dev", provenance={"goldenpath.dev/requested-by": "user:default/bob"}))
-    assert cluster.ensure_tenant(other, owner_ref=OWNER, message="m", dry_run=False).commit is None
+    assert converge(cluster, other).commit is None
 
 
 def test_another_owner_is_refused(cluster: GitOpsCluster) -> None:
-    cluster.ensure_tenant(render(_spec("pay-dev")), owner_ref=OWNER, message="m", dry_run=False)
+    converge(cluster, render(_spec("pay-dev")))
     with pytest.raises(ConflictError, match="owned by group:default/team-a"):
-        cluster.ensure_tenant(render(_spec("pay-dev", owner_ref="group:default/team-b")),
-                              owner_ref="group:default/team-b", message="m", dry_run=False)
+        converge(cluster, render(_spec("pay-dev", owner_ref="group:default/team-b")), owner="group:default/team-b")
     assert _commits(cluster) == 1

@@ -10,12 +10,14 @@ import pytest
 from backend.errors import ConflictError, UpstreamUnavailable
 from backend.guardrails import TenantSpec, render
 from backend.kube_settings import ClusterSettings
-from backend.providers.changes import Outcome
+from backend.providers.changes import Change, Outcome
+from backend.providers.clusters import ClusterTarget, TenantResult
 from backend.providers.kubernetes_api import KubernetesCluster, api_client_for
 from tests.conftest import unique
 from tests.k8s_emulator import KubeEmulator
 
 OWNER = "group:default/team-a"
+heard: list[Change] = []  # on_change is exercised by every call; the action tests check what it records
 
 
 def _spec(namespace: str, **overrides: Any) -> TenantSpec:
@@ -28,6 +30,11 @@ def _spec(namespace: str, **overrides: Any) -> TenantSpec:
     }
     values.update(overrides)
     return TenantSpec(**values)
+
+
+def converge(cluster: ClusterTarget, manifests: list[dict[str, Any]], *, owner: str = OWNER, dry_run: bool = False,
+             message: str = "m") -> TenantResult:
+    return cluster.ensure_tenant(manifests, owner_ref=owner, message=message, dry_run=dry_run, on_change=heard.append)
 
 
 @pytest.fixture
@@ -47,12 +54,12 @@ def test_first_run_writes_one_per_object_and_a_rerun_writes_nothing(
 ) -> None:
     manifests = render(_spec(unique("ns")))
     before = len(kube.requests())
-    first = cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=False)
+    first = converge(cluster, manifests)
     assert {c.outcome for c in first.changes} == {Outcome.CREATED}
     assert len(kube.writes(before)) == len(manifests) == first.writes
     assert all(method == "POST" for method, _ in kube.writes(before))
     middle = len(kube.requests())
-    second = cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=False)
+    second = converge(cluster, manifests)
     assert {c.outcome for c in second.changes} == {Outcome.UNCHANGED}
     assert kube.writes(middle) == [] and second.writes == 0
 
@@ -60,7 +67,7 @@ def test_first_run_writes_one_per_object_and_a_rerun_writes_nothing(
 def test_dry_run_writes_nothing_and_diffs(cluster: KubernetesCluster, kube: KubeEmulator) -> None:
     manifests = render(_spec(unique("ns")))
     before = len(kube.requests())
-    result = cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=True)
+    result = converge(cluster, manifests, dry_run=True)
     assert kube.writes(before) == []
     assert {c.outcome for c in result.changes} == {Outcome.CREATED}
     assert "+kind: ResourceQuota" in result.diff
@@ -71,13 +78,13 @@ def test_drift_is_restored_and_only_owned_fields_are_patched(
 ) -> None:
     namespace = unique("ns")
     manifests = render(_spec(namespace))
-    cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=False)
+    converge(cluster, manifests)
     core.patch_namespace(namespace, body={"metadata": {"labels": {"goldenpath.dev/cost-center": "stolen",
                                                                   "team.example.com/extra": "kept"}}})
     core.patch_namespaced_resource_quota("goldenpath-quota", namespace, body={"spec": {"hard": {"pods": "999",
                                                                                                "secrets": "5"}}})
     before = len(kube.requests())
-    result = cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=False)
+    result = converge(cluster, manifests)
     updated = {c.locator.split(":", 1)[1]: c.fields for c in result.changes if c.outcome is Outcome.UPDATED}
     assert updated == {f"Namespace/{namespace}": ("metadata.labels.goldenpath.dev/cost-center",),
                        f"ResourceQuota/{namespace}/goldenpath-quota": ("spec",)}
@@ -91,9 +98,9 @@ def test_drift_is_restored_and_only_owned_fields_are_patched(
 
 def test_provenance_is_kept_from_creation(cluster: KubernetesCluster, core: kubernetes.client.CoreV1Api) -> None:
     namespace = unique("ns")
-    cluster.ensure_tenant(render(_spec(namespace)), owner_ref=OWNER, message="m", dry_run=False)
+    converge(cluster, render(_spec(namespace)))
     rerun = render(_spec(namespace, provenance={"goldenpath.dev/requested-by": "user:default/someone-else"}))
-    result = cluster.ensure_tenant(rerun, owner_ref=OWNER, message="m", dry_run=False)
+    result = converge(cluster, rerun)
     assert {c.outcome for c in result.changes} == {Outcome.UNCHANGED}
     assert core.read_namespace(namespace).metadata.annotations["goldenpath.dev/requested-by"] == "user:default/jane"
 
@@ -103,13 +110,12 @@ def test_foreign_namespaces_are_conflicts(cluster: KubernetesCluster, core: kube
     unmanaged = unique("ns")
     core.create_namespace(body={"metadata": {"name": unmanaged}})
     with pytest.raises(ConflictError, match="not managed by Golden Path"):
-        cluster.ensure_tenant(render(_spec(unmanaged)), owner_ref=OWNER, message="m", dry_run=False)
+        converge(cluster, render(_spec(unmanaged)))
     theirs = unique("ns")
-    cluster.ensure_tenant(render(_spec(theirs)), owner_ref=OWNER, message="m", dry_run=False)
+    converge(cluster, render(_spec(theirs)))
     before = len(kube.requests())
     with pytest.raises(ConflictError) as error:
-        cluster.ensure_tenant(render(_spec(theirs, owner_ref="group:default/team-b")),
-                              owner_ref="group:default/team-b", message="m", dry_run=False)
+        converge(cluster, render(_spec(theirs, owner_ref="group:default/team-b")), owner="group:default/team-b")
     assert error.value.owner == OWNER
     assert kube.writes(before) == []
 
@@ -118,5 +124,5 @@ def test_unreachable_cluster_is_retryable() -> None:
     dead = KubernetesCluster("gone", api_client_for(ClusterSettings(name="gone", mode="direct",
                                                                     server="http://127.0.0.1:9")))
     with pytest.raises(UpstreamUnavailable) as error:
-        dead.ensure_tenant(render(_spec("x-dev")), owner_ref=OWNER, message="m", dry_run=False)
+        converge(dead, render(_spec("x-dev")))
     assert error.value.to_problem()["retryable"] is True

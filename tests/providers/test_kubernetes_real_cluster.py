@@ -17,7 +17,7 @@ from backend.kube_settings import ClusterSettings
 from backend.providers.changes import Outcome
 from backend.providers.kubernetes_api import KubernetesCluster, api_client_for
 from tests.conftest import unique
-from tests.providers.test_kubernetes_direct import OWNER, _spec
+from tests.providers.test_kubernetes_direct import _spec, converge
 
 KUBECONFIG = os.environ.get("GOLDENPATH_TEST_KUBECONFIG")
 pytestmark = pytest.mark.skipif(
@@ -38,16 +38,15 @@ def real() -> Iterator[tuple[KubernetesCluster, str]]:
 def test_converges_and_reruns_without_writes(real: tuple[KubernetesCluster, str]) -> None:
     cluster, namespace = real
     manifests = render(_spec(namespace))
-    first = cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=False)
+    first = converge(cluster, manifests)
     assert first.writes == len(manifests)
-    second = cluster.ensure_tenant(manifests, owner_ref=OWNER, message="m", dry_run=False)
+    second = converge(cluster, manifests)
     unchanged = [c for c in second.changes if c.outcome is Outcome.UNCHANGED]
     assert second.writes == 0, [c for c in second.changes if c not in unchanged]
 
 
 def test_another_owner_is_refused(real: tuple[KubernetesCluster, str]) -> None:
     cluster, namespace = real
-    cluster.ensure_tenant(render(_spec(namespace)), owner_ref=OWNER, message="m", dry_run=False)
+    converge(cluster, render(_spec(namespace)))
     with pytest.raises(ConflictError):
-        cluster.ensure_tenant(render(_spec(namespace, owner_ref="group:default/team-b")),
-                              owner_ref="group:default/team-b", message="m", dry_run=False)
+        converge(cluster, render(_spec(namespace, owner_ref="group:default/team-b")), owner="group:default/team-b")

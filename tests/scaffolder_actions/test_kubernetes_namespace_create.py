@@ -79,6 +79,8 @@ def test_dry_run_returns_manifests_diff_and_writes_nothing(hybrid: TestClient, k
     assert response.status_code == 201, response.text
     namespaces = response.json()["output"]["namespaces"]
     assert all("+kind: NetworkPolicy" in n["diff"] for n in namespaces)
+    documents = list(yaml.safe_load_all(namespaces[0]["manifests"]))
+    assert [d["kind"] for d in documents][:3] == ["Namespace", "ResourceQuota", "LimitRange"]
     assert kube.writes(before) == []
     assert not (gitops_dir / "local.git" / "refs" / "heads" / "main").exists()
 
