@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from marshmallow import Schema, validate
+from marshmallow import Schema, fields, validate
 
 from backend.errors import (
     ConflictError,
@@ -59,6 +59,7 @@ __all__ = [
     "RunLogger",
     "SecretPathSpec",
     "SecretsStore",
+    "ServiceInput",
     "TenantResult",
     "TenantSpec",
     "UpstreamError",
@@ -87,6 +88,22 @@ label_value = validate.Regexp(
     "or digit, at most 63 characters")
 secret_key_name = validate.Regexp(
     SECRET_KEY, error="must be a key name: letters, digits, '_', '.', '-', not starting with a digit")
+
+
+class ServiceInput(Schema):
+    """The fields every golden-path action takes about the service; actions extend it with their own."""
+
+    service = fields.String(required=True, validate=dns_label, metadata={
+        "title": "Service", "description": "Service name, a DNS label (lowercase letters, digits, '-')."})
+    system = fields.String(required=True, validate=dns_label, metadata={
+        "title": "System", "description": "The system the service belongs to, a DNS label."})
+    owner = fields.String(required=True, validate=entity_ref, metadata={
+        "title": "Owner", "description": "Owning group, as an entity ref (group:default/team-a)."})
+    costCenter = fields.String(required=True, validate=label_value, metadata={
+        "title": "Cost center", "description": "Cost center for chargeback."})
+    environments = fields.List(fields.String(validate=dns_label), required=True,
+                               validate=validate.Length(min=1, max=10), metadata={
+        "title": "Environments", "description": "Environments to provision, e.g. [dev, prod]."})
 
 
 @dataclass(frozen=True)
@@ -186,6 +203,13 @@ class ActionContext:
     template_ref: str | None = None
     changes: list[Change] = field(default_factory=list)
     resources: list[ResourceRecord] = field(default_factory=list)
+
+    def check_environments(self) -> None:
+        """Every requested environment must be one the platform allows (rule `allowed-environments`)."""
+        for index, env in enumerate(self.input["environments"]):
+            if env not in self.environments:
+                raise PolicyViolation(f"environment {env!r} is not one of {', '.join(self.environments)}",
+                                      rule="allowed-environments", field=f"environments.{index}")
 
     def record(self, change: Change, resource: ResourceRecord | None = None) -> Change:
         """Note what an ensure_* call did; the runner stores it, audits it and updates the inventory."""

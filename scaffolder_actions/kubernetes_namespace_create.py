@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from backend.plugin_api import (
     Action,
@@ -23,30 +23,18 @@ from backend.plugin_api import (
     Outcome,
     PolicyViolation,
     ResourceRecord,
+    ServiceInput,
     TenantSpec,
     dns_label,
     entity_name,
-    entity_ref,
     is_dns_label,
-    label_value,
     render,
     validate_manifests,
     yaml_documents,
 )
 
 
-class NamespaceInput(Schema):
-    service = fields.String(required=True, validate=dns_label, metadata={
-        "title": "Service", "description": "Service name, a DNS label."})
-    system = fields.String(required=True, validate=dns_label, metadata={
-        "title": "System", "description": "The system the service belongs to, a DNS label."})
-    owner = fields.String(required=True, validate=entity_ref, metadata={
-        "title": "Owner", "description": "Owning group (group:default/team-a); bound to the namespace."})
-    costCenter = fields.String(required=True, validate=label_value, metadata={
-        "title": "Cost center", "description": "Cost center, set as a label for chargeback."})
-    environments = fields.List(fields.String(validate=dns_label), required=True,
-                               validate=validate.Length(min=1, max=10), metadata={
-        "title": "Environments", "description": "Environments to create a namespace in, e.g. [dev, prod]."})
+class NamespaceInput(ServiceInput):
     tier = fields.String(load_default="small", validate=dns_label, metadata={
         "title": "Size tier", "description": "Quota and default limits from the platform's tiers (small, ...)."})
 
@@ -84,6 +72,7 @@ EXAMPLES = (
 
 
 def run(ctx: ActionContext) -> dict[str, Any]:
+    ctx.check_environments()
     plans = [plan for index, env in enumerate(ctx.input["environments"]) for plan in _plans(ctx, env, index)]
     for _, _, manifests in plans:  # fail closed: everything validates before anything is written
         validate_manifests(manifests, ctx.providers.kubernetes.version)
@@ -93,9 +82,6 @@ def run(ctx: ActionContext) -> dict[str, Any]:
 
 def _plans(ctx: ActionContext, env: str, index: int) -> list[tuple[str, str, list[dict[str, Any]]]]:
     k8s, data = ctx.providers.kubernetes, ctx.input
-    if env not in ctx.environments:
-        raise PolicyViolation(f"environment {env!r} is not one of {', '.join(ctx.environments)}",
-                              rule="allowed-environments", field=f"environments.{index}")
     clusters = k8s.environments.get(env, ())
     if not clusters:
         raise PolicyViolation(f"no cluster serves environment {env!r}", rule="environment-clusters",

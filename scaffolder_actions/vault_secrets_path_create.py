@@ -20,30 +20,16 @@ from backend.plugin_api import (
     InitialValues,
     KubernetesRoleSpec,
     Outcome,
-    PolicyViolation,
     ResourceRecord,
     SecretPathSpec,
+    ServiceInput,
     dns_label,
     entity_name,
-    entity_ref,
-    label_value,
     secret_key_name,
 )
 
 
-class VaultSecretsPathInput(Schema):
-    service = fields.String(required=True, validate=dns_label, metadata={
-        "title": "Service", "description": "Service name, a DNS label (lowercase letters, digits, '-')."})
-    system = fields.String(required=True, validate=dns_label, metadata={
-        "title": "System", "description": "The system the service belongs to, a DNS label."})
-    owner = fields.String(required=True, validate=entity_ref, metadata={
-        "title": "Owner", "description": "Owning group, as an entity ref (group:default/team-a)."})
-    environments = fields.List(
-        fields.String(validate=dns_label), required=True,
-        validate=validate.Length(min=1, max=10), metadata={
-            "title": "Environments", "description": "Environments to create a path in, e.g. [dev, prod]."})
-    costCenter = fields.String(required=True, validate=label_value, metadata={
-        "title": "Cost center", "description": "Cost center for chargeback, recorded in the path metadata."})
+class VaultSecretsPathInput(ServiceInput):
     namespace = fields.String(validate=dns_label, metadata={
         "title": "Kubernetes namespace",
         "description": "Namespace of the workload; defaults to the platform pattern per environment."})
@@ -107,10 +93,7 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     store, vault = ctx.providers.require_secrets()
     data = ctx.input
     service, system, owner = data["service"], data["system"], data["owner"]
-    for index, env in enumerate(data["environments"]):
-        if env not in ctx.environments:
-            raise PolicyViolation(f"environment {env!r} is not one of {', '.join(ctx.environments)}",
-                                  rule="allowed-environments", field=f"environments.{index}")
+    ctx.check_environments()
     ctx.record(store.ensure_kv_mount(vault.kv_mount, create=vault.create_kv_mount, dry_run=ctx.dry_run))
     if vault.kubernetes_auth_mount:
         ctx.record(store.ensure_auth_method(
