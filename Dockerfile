@@ -7,11 +7,13 @@ COPY scaffolder_actions ./scaffolder_actions
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=7070
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=7070 \
+    GOLDENPATH_REPOSITORIES__SKELETONS_DIR=/app/catalog-info/templates
 RUN useradd --system --uid 10001 --home-dir /app goldenpath
 WORKDIR /app
 COPY --from=build /install /usr/local
 COPY openapi ./openapi
+COPY catalog-info ./catalog-info
 RUN mkdir -p /app/var && chown goldenpath /app/var
 USER 10001
 EXPOSE 7070

@@ -10,7 +10,9 @@ from typing import Any
 from connexion import FlaskApp
 from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
+from backend.api.git_http import read_only_git_app
 from backend.api.limits import BodyLimitMiddleware, ControlCharacterPathMiddleware
 from backend.api.problems import HANDLERS
 from backend.api.security import bearer_handler_for
@@ -20,6 +22,8 @@ from backend.plugin_api import Providers, VaultOptions
 from backend.providers.clusters import ClusterTarget
 from backend.providers.gitops import GitOpsCluster
 from backend.providers.kubernetes_api import KubernetesCluster, api_client_for
+from backend.providers.local_git import LocalGitHost
+from backend.providers.repositories import RepositoryHost
 from backend.providers.secrets import SecretsStore
 from backend.providers.vault import HvacSecretsStore
 from backend.redaction import Redactor
@@ -84,7 +88,10 @@ def build_services(
     metrics = Metrics()
     providers = Providers(secrets=secrets_store, vault=_vault_options(settings) if secrets_store else None,
                           clusters=clusters if clusters is not None else build_clusters(settings),
-                          kubernetes=settings.kubernetes)
+                          kubernetes=settings.kubernetes, repositories=build_repository_host(settings),
+                          repository_org=settings.repositories.org,
+                          skeletons_dir=settings.repositories.skeletons_dir,
+                          default_skeleton=settings.repositories.default_skeleton)
     runner = Runner(registry=registry, stores=stores, providers=providers, settings=settings,
                     redactor=redactor, metrics=metrics)
     return Services(settings=settings, database=database, stores=stores, registry=registry, runner=runner,
@@ -107,6 +114,10 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
     for exception, handler in HANDLERS:
         app.add_error_handler(exception, handler)
     app.app.extensions["goldenpath"] = services
+    if settings.repositories.provider == "local":
+        # git smart HTTP (clone only) for the local repository provider, beside the API
+        app.add_wsgi_middleware(DispatcherMiddleware,
+                                mounts={"/git": read_only_git_app(Path(settings.repositories.local_root))})
     app.app.json.sort_keys = False
     # connexion builds its stack on the first request; build it now so a bad spec or an
     # unresolvable operationId fails at start-up, not on a user's first call.
@@ -117,6 +128,12 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
 def app_from_env() -> FlaskApp:
     """Entry point for ASGI servers: `uvicorn --factory backend.app:app_from_env`."""
     return create_app(load_settings())
+
+
+def build_repository_host(settings: Settings) -> RepositoryHost | None:
+    if settings.repositories.provider == "local":
+        return LocalGitHost(root=settings.repositories.local_root, base_url=settings.base_url)
+    raise ValueError(f"repositories.provider {settings.repositories.provider!r} is not available yet (local)")
 
 
 def build_clusters(settings: Settings) -> dict[str, ClusterTarget]:

@@ -28,8 +28,10 @@ from backend.providers.changes import Change, Outcome
 from backend.providers.clusters import ClusterTarget, TenantResult
 from backend.providers.manifests import validate as validate_manifests
 from backend.providers.manifests import yaml_documents
+from backend.providers.repositories import Protection, RepositoryHost, RepositoryResult, RepositorySpec
 from backend.providers.secrets import InitialValues, KubernetesRoleSpec, SecretPathSpec, SecretsStore
 from backend.redaction import Redactor
+from backend.skeletons import Skeleton, load_skeleton, render_skeleton
 from backend.store.clock import utc_now
 from backend.store.inventory import ResourceRecord
 
@@ -53,13 +55,18 @@ __all__ = [
     "NotFoundError",
     "Outcome",
     "PolicyViolation",
+    "Protection",
     "Providers",
+    "RepositoryHost",
+    "RepositoryResult",
+    "RepositorySpec",
     "Requester",
     "ResourceRecord",
     "RunLogger",
     "SecretPathSpec",
     "SecretsStore",
     "ServiceInput",
+    "Skeleton",
     "TenantResult",
     "TenantSpec",
     "UpstreamError",
@@ -70,8 +77,10 @@ __all__ = [
     "entity_ref",
     "is_dns_label",
     "label_value",
+    "load_skeleton",
     "object_name",
     "render",
+    "render_skeleton",
     "secret_key_name",
     "validate_manifests",
     "yaml_documents",
@@ -161,6 +170,10 @@ class Providers:
     vault: VaultOptions | None = None
     clusters: dict[str, ClusterTarget] = field(default_factory=dict)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    repositories: RepositoryHost | None = None
+    repository_org: str = "goldenpath"
+    skeletons_dir: str = ""
+    default_skeleton: str = "golden-path-service"
 
     def require_secrets(self) -> tuple[SecretsStore, VaultOptions]:
         if self.secrets is None or self.vault is None:
@@ -210,6 +223,10 @@ class ActionContext:
             if env not in self.environments:
                 raise PolicyViolation(f"environment {env!r} is not one of {', '.join(self.environments)}",
                                       rule="allowed-environments", field=f"environments.{index}")
+
+    def add_resource(self, resource: ResourceRecord) -> None:
+        """Put a resource in the inventory when the run succeeds (not in a dry-run)."""
+        self.resources.append(resource)
 
     def record(self, change: Change, resource: ResourceRecord | None = None) -> Change:
         """Note what an ensure_* call did; the runner stores it, audits it and updates the inventory."""

@@ -75,6 +75,15 @@ class PolicySettings:
 
 
 @dataclass(frozen=True)
+class RepositorySettings:
+    provider: str = "local"  # "local" (bare repositories served by this service) or "github"
+    org: str = "goldenpath"
+    local_root: str = "var/git"
+    skeletons_dir: str = str(Path(__file__).resolve().parent.parent / "catalog-info" / "templates")
+    default_skeleton: str = "golden-path-service"
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 7070
@@ -86,6 +95,7 @@ class Settings:
     vault: VaultSettings = VaultSettings()
     policy: PolicySettings = PolicySettings()
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    repositories: RepositorySettings = RepositorySettings()
 
     @property
     def base_url(self) -> str:
@@ -126,6 +136,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         vault=VaultSettings(**_coerce(VaultSettings, dict(raw.get("vault") or {}))),
         policy=PolicySettings(**policy),
         kubernetes=kubernetes_from_dict(dict(raw.get("kubernetes") or {})),
+        repositories=RepositorySettings(**dict(raw.get("repositories") or {})),
     )
 
 

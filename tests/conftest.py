@@ -80,6 +80,7 @@ def make_settings(openbao: EmbeddedOpenBao, sqlite_url: str, gitops_dir: Path) -
             "vault": {"addr": openbao.addr, "token": openbao.token, "enable_kubernetes_auth": True},
             "kubernetes": {"clusters": {"local": {"mode": "gitops", "remote": str(gitops_dir / "local.git"),
                                                   "workdir": str(gitops_dir / "local-work")}}},
+            "repositories": {"local_root": str(gitops_dir.parent / "git")},
         }
         for section, values in sections.items():
             raw.setdefault(section, {}).update(values)

@@ -30,7 +30,7 @@ class ClusterTarget(ABC):
     @abstractmethod
     def ensure_tenant(
         self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool,
-        on_change: Callable[[Change], None],
+        on_change: Callable[[Change], object],
     ) -> TenantResult:
         """Converge every manifest (the Namespace first). Raises ConflictError for a foreign namespace.
         `on_change` hears of each change as soon as it is in force, so a failure half-way still leaves

@@ -40,7 +40,7 @@ class GitOpsCluster(ClusterTarget):
 
     def ensure_tenant(
         self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool,
-        on_change: Callable[[Change], None],
+        on_change: Callable[[Change], object],
     ) -> TenantResult:
         namespace = manifests[0]["metadata"]["name"]
         folder = Path("clusters") / self.name / "namespaces" / namespace

@@ -61,7 +61,7 @@ class KubernetesCluster(ClusterTarget):
 
     def ensure_tenant(
         self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool,
-        on_change: Callable[[Change], None],
+        on_change: Callable[[Change], object],
     ) -> TenantResult:
         namespace = manifests[0]
         current_ns = self._read(namespace)
