@@ -78,17 +78,12 @@ def merge_diff(have: Any, want: Any) -> Any:
 
 
 def with_provenance_of(desired: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
-    """Keep the provenance an existing object was created with (for GitOps files, which are rewritten whole)."""
-    if current is None:
-        return desired
-    old = (current.get("metadata") or {}).get("annotations") or {}
+    """GitOps files are rewritten whole: keep the provenance annotations the existing file was created with."""
+    old = ((current or {}).get("metadata") or {}).get("annotations") or {}
     kept = {k: old[k] for k in PROVENANCE_ANNOTATIONS if k in old}
-    if not kept and not any(k in (desired["metadata"].get("annotations") or {}) for k in PROVENANCE_ANNOTATIONS):
+    if not kept:
         return desired
-    annotations = {k: v for k, v in (desired["metadata"].get("annotations") or {}).items()
-                   if k not in PROVENANCE_ANNOTATIONS}
-    annotations.update(kept or {k: v for k, v in (desired["metadata"].get("annotations") or {}).items()
-                                if k in PROVENANCE_ANNOTATIONS})
+    annotations = {**(desired["metadata"].get("annotations") or {}), **kept}
     return {**desired, "metadata": {**desired["metadata"], "annotations": annotations}}
 
 
