@@ -29,6 +29,7 @@ test: lint unit
 
 bench: install
 	$(BIN)/python benchmarks/vault_service_vs_hvac.py
+	PYTHONPATH=. $(BIN)/python benchmarks/github_push.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

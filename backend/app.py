@@ -20,6 +20,7 @@ from backend.api.validation import VALIDATOR_MAP
 from backend.errors import GoldenPathError
 from backend.plugin_api import Providers, VaultOptions
 from backend.providers.clusters import ClusterTarget
+from backend.providers.github import GitHubConnection, GitHubHost
 from backend.providers.gitops import GitOpsCluster
 from backend.providers.kubernetes_api import KubernetesCluster, api_client_for
 from backend.providers.local_git import LocalGitHost
@@ -32,7 +33,7 @@ from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
 from backend.services.runner import Runner, Stores
 from backend.services.schema_export import describe
-from backend.settings import Settings, load_settings
+from backend.settings import GitHubSettings, Settings, load_settings
 from backend.store.audit import AuditStore
 from backend.store.database import Database
 from backend.store.inventory import InventoryStore
@@ -75,6 +76,8 @@ def build_services(
     vault_token = settings.vault.resolved_token()
     if vault_token:
         redactor.add([vault_token])
+    if settings.repositories.provider == "github":
+        redactor.add([v for v in (settings.github.resolved_token(), settings.github.resolved_private_key()) if v])
     if secrets_store is None and settings.vault.addr and vault_token:
         secrets_store = HvacSecretsStore(
             addr=settings.vault.addr, token=vault_token, timeout=settings.vault.timeout_seconds,
@@ -133,7 +136,19 @@ def app_from_env() -> FlaskApp:
 def build_repository_host(settings: Settings) -> RepositoryHost | None:
     if settings.repositories.provider == "local":
         return LocalGitHost(root=settings.repositories.local_root, base_url=settings.base_url)
-    raise ValueError(f"repositories.provider {settings.repositories.provider!r} is not available yet (local)")
+    if settings.repositories.provider == "github":
+        return GitHubHost(github_connection(settings.github), org=settings.repositories.org)
+    raise ValueError(f"repositories.provider must be local or github, not {settings.repositories.provider!r}")
+
+
+def github_connection(github: GitHubSettings) -> GitHubConnection:
+    return GitHubConnection(
+        api_url=github.api_url, web_url=github.web_url, token=github.resolved_token(), app_id=github.app_id,
+        app_private_key=github.resolved_private_key(),
+        app_installation_id=github.app_installation_id,
+        timeout_seconds=github.timeout_seconds, seconds_between_requests=github.seconds_between_requests,
+        seconds_between_writes=github.seconds_between_writes,
+        rate_limit_budget_seconds=github.rate_limit_budget_seconds)
 
 
 def build_clusters(settings: Settings) -> dict[str, ClusterTarget]:

@@ -26,6 +26,7 @@ _SHORT_OVERRIDES = {
     "GOLDENPATH_BACKSTAGE_URL": ("auth", "backstage_url"),
     "VAULT_ADDR": ("vault", "addr"),
     "VAULT_TOKEN": ("vault", "token"),
+    "GITHUB_TOKEN": ("github", "token"),
 }
 
 
@@ -84,6 +85,34 @@ class RepositorySettings:
 
 
 @dataclass(frozen=True)
+class GitHubSettings:
+    """Used when repositories.provider is "github": GitHub.com, or Enterprise Server via api_url."""
+
+    api_url: str = "https://api.github.com"  # Enterprise Server: https://HOST/api/v3
+    web_url: str | None = None  # derived from api_url when absent
+    token: str | None = field(default=None, repr=False)
+    token_file: str | None = None
+    app_id: str | None = None
+    app_private_key_file: str | None = None
+    app_installation_id: int | None = None  # looked up from the organization when absent
+    timeout_seconds: float = 15.0
+    # GitHub asks integrators to pace requests, writes especially; PyGithub applies these gaps
+    seconds_between_requests: float = 0.25
+    seconds_between_writes: float = 1.0
+    rate_limit_budget_seconds: float = 60.0  # longest total wait for rate limits before a run answers 503
+
+    def resolved_token(self) -> str | None:
+        if self.token:
+            return self.token
+        if self.token_file:
+            return Path(self.token_file).read_text(encoding="utf-8").strip()
+        return None
+
+    def resolved_private_key(self) -> str | None:
+        return Path(self.app_private_key_file).read_text(encoding="utf-8") if self.app_private_key_file else None
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 7070
@@ -96,6 +125,7 @@ class Settings:
     policy: PolicySettings = PolicySettings()
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     repositories: RepositorySettings = RepositorySettings()
+    github: GitHubSettings = GitHubSettings()
 
     @property
     def base_url(self) -> str:
@@ -137,7 +167,15 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         policy=PolicySettings(**policy),
         kubernetes=kubernetes_from_dict(dict(raw.get("kubernetes") or {})),
         repositories=RepositorySettings(**dict(raw.get("repositories") or {})),
+        github=_github(dict(raw.get("github") or {})),
     )
+
+
+def _github(values: dict[str, Any]) -> GitHubSettings:
+    installation = values.get("app_installation_id")
+    if isinstance(installation, str):
+        values["app_installation_id"] = int(installation) if installation.strip() else None
+    return GitHubSettings(**_coerce(GitHubSettings, values))
 
 
 def _substitute(text: str, env: Mapping[str, str]) -> str:

@@ -32,6 +32,8 @@ from backend.plugin_api import (
 TOPIC = r"^[a-z0-9][a-z0-9-]{0,49}$"
 BRANCH = r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$"
 VALUE_KEY = r"^[a-z][a-z0-9_]{0,40}$"
+GITHUB_LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$"
+PERMISSIONS = ("pull", "triage", "push", "maintain", "admin")
 
 
 class ProtectionInput(Schema):
@@ -51,6 +53,13 @@ class ProtectionInput(Schema):
         "title": "Resolve conversations", "description": "All review threads resolved before merge."})
 
 
+class CollaboratorInput(Schema):
+    username = fields.String(required=True, validate=validate.Regexp(GITHUB_LOGIN, error="must be a GitHub login"),
+                             metadata={"title": "Username", "description": "GitHub login."})
+    permission = fields.String(load_default="push", validate=validate.OneOf(PERMISSIONS), metadata={
+        "title": "Permission", "description": "pull, triage, push, maintain or admin."})
+
+
 class RepositoryInput(Schema):
     name = fields.String(required=True, validate=dns_label, metadata={
         "title": "Name", "description": "Repository name (the service name, a DNS label)."})
@@ -60,9 +69,11 @@ class RepositoryInput(Schema):
         "title": "Owner", "description": "Owning group entity ref; its name is the GitHub team slug."})
     system = fields.String(required=True, validate=dns_label, metadata={
         "title": "System", "description": "The system the service belongs to."})
-    teamPermission = fields.String(load_default="maintain", validate=validate.OneOf(
-        ["pull", "triage", "push", "maintain", "admin"]), metadata={
+    teamPermission = fields.String(load_default="maintain", validate=validate.OneOf(PERMISSIONS), metadata={
         "title": "Team permission", "description": "What the owning team may do."})
+    collaborators = fields.List(fields.Nested(CollaboratorInput), load_default=list,
+                                validate=validate.Length(max=20), metadata={
+        "title": "Collaborators", "description": "People besides the owning team, with their permission."})
     visibility = fields.String(load_default="private", validate=validate.OneOf(["private", "internal", "public"]),
                                metadata={"title": "Visibility", "description": "private (default), internal, public."})
     topics = fields.List(fields.String(validate=validate.Regexp(TOPIC, error="must be a GitHub topic: lowercase "
@@ -114,6 +125,7 @@ def run(ctx: ActionContext) -> dict[str, Any]:
         org=org, name=data["name"], description=data["description"], visibility=data["visibility"],
         default_branch=data["defaultBranch"], owner_team=team, team_permission=data["teamPermission"],
         topics=tuple(data["topics"]), skeleton=f"{skeleton.name}@{skeleton.version}",
+        collaborators=tuple((c["username"], c["permission"]) for c in data["collaborators"]),
         commit_message=f"Initial commit from the {skeleton.name} skeleton {skeleton.version}\n\n"
                        f"Requested by {ctx.requester.user or ctx.requester.caller} in run {ctx.run_id}.",
         protection=Protection(

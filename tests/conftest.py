@@ -20,6 +20,7 @@ from backend.embedded import EmbeddedOpenBao
 from backend.providers.secrets import SecretsStore
 from backend.settings import Settings, settings_from_dict
 from tests.databases import PostgresServer
+from tests.github_emulator import GitHubEmulator, SpecCheck, SpecUnavailable
 from tests.k8s_emulator import KubeEmulator
 
 API_TOKEN = "test-token-" + secrets.token_hex(8)
@@ -64,6 +65,45 @@ def kube() -> Iterator[KubeEmulator]:
     emulator = KubeEmulator().start()
     yield emulator
     emulator.stop()
+
+
+GITHUB_ORG = "acme"
+GITHUB_TOKEN = "ghp_emulated" + secrets.token_hex(16)
+_github_spec_version: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def github_spec() -> SpecCheck:
+    """GitHub's OpenAPI description (api.github.com), installed from npm by the test set-up."""
+    try:
+        spec = SpecCheck("api.github.com")
+    except SpecUnavailable as missing:
+        pytest.fail(f"GitHub's OpenAPI description is needed to check the GitHub emulator: {missing}")
+    _github_spec_version.append(f"@octokit/openapi {spec.variant} {spec.version}")
+    return spec
+
+
+def start_github(spec: SpecCheck, **options: Any) -> GitHubEmulator:
+    emulator = GitHubEmulator(spec, token=GITHUB_TOKEN, **options).start()
+    emulator.add_org(GITHUB_ORG, teams=("team-payments", "team-ledger"), members=("alice",))
+    emulator.add_user("bob")
+    return emulator
+
+
+@pytest.fixture
+def github(github_spec: SpecCheck) -> Iterator[GitHubEmulator]:
+    """A fresh GitHub emulator; the test fails if any exchange broke GitHub's OpenAPI description."""
+    emulator = start_github(github_spec)
+    yield emulator
+    emulator.stop()
+    emulator.assert_clean()
+
+
+def github_settings(emulator: GitHubEmulator) -> dict[str, Any]:
+    """Settings sections that point the service at the emulator, without PyGithub's pacing."""
+    return {"repositories": {"provider": "github", "org": GITHUB_ORG},
+            "github": {"api_url": emulator.api_url, "token": GITHUB_TOKEN, "seconds_between_requests": 0,
+                       "seconds_between_writes": 0, "rate_limit_budget_seconds": 5}}
 
 
 @pytest.fixture
@@ -150,3 +190,5 @@ def installed(example_package: Path) -> Iterator[Path]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _postgres_source:
         terminalreporter.write_line(f"PostgreSQL used by the tests: {_postgres_source[0]}")
+    if _github_spec_version:
+        terminalreporter.write_line(f"GitHub emulator checked against: {_github_spec_version[0]}")

@@ -16,10 +16,13 @@ from backend.embedded import EmbeddedOpenBao
 from backend.log_config import configure_logging
 from backend.services.audit import export_jsonl
 from backend.settings import settings_from_dict
-from tests.conftest import VAULT_ACTION, vault_input
+from tests.conftest import VAULT_ACTION, github_settings, vault_input
+from tests.github_emulator import GitHubEmulator
 
 CANARY = "canary" + secrets.token_hex(12)
-API_TOKEN, VAULT_TOKEN, INPUT_SECRET, V2_SECRET = (f"{CANARY}-{name}" for name in ("api", "vault", "input", "v2"))
+REPO_RUNS = "/api/v1/actions/goldenpath:git:repository:create/runs"
+API_TOKEN, VAULT_TOKEN, INPUT_SECRET, V2_SECRET, GITHUB_TOKEN = (
+    f"{CANARY}-{name}" for name in ("api", "vault", "input", "v2", "github"))
 ECHO = "goldenpath:example:echo"
 
 
@@ -29,20 +32,30 @@ def canary_bao() -> Iterator[EmbeddedOpenBao]:
         yield bao
 
 
+@pytest.fixture
+def canary_github(github: GitHubEmulator) -> GitHubEmulator:
+    github.tokens.add(GITHUB_TOKEN)
+    return github
+
+
 def test_the_canary_never_leaks(
-    installed: Path, canary_bao: EmbeddedOpenBao, database_url: str, capfd: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    installed: Path, canary_bao: EmbeddedOpenBao, canary_github: GitHubEmulator, database_url: str,
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
+    github = github_settings(canary_github)
+    github["github"]["token"] = GITHUB_TOKEN
     settings = settings_from_dict({
         "database": {"url": database_url}, "auth": {"token": API_TOKEN},
         "vault": {"addr": canary_bao.addr, "token": VAULT_TOKEN, "enable_kubernetes_auth": True},
-        "server": {"log_level": "DEBUG"},
+        "server": {"log_level": "DEBUG"}, **github,
     })
     services = build_services(settings)
     configure_logging("DEBUG", services.redactor)
     client = create_app(settings, services=services, validate_responses=True).test_client(
         headers={"Authorization": f"Bearer {API_TOKEN}"})
     echo_runs = f"/api/v1/actions/{ECHO}/runs"
+    repo = {"name": "svc-canary", "description": "Canary", "owner": "group:default/team-payments",
+            "system": "payments", "values": {"note": "no secrets here"}}
     invoke_v2 = f"/api/goldenpath/.backstage/actions/v2/actions/{ECHO.replace(':', '%3A')}/invoke"
     seen: list[Any] = [
         client.post(echo_runs, json={"input": {"message": "hi", "apiToken": INPUT_SECRET}}),
@@ -52,15 +65,17 @@ def test_the_canary_never_leaks(
         client.post(invoke_v2, json={"input": {"message": "v2", "fail": True}, "secrets": {"token": V2_SECRET}}),
         client.post(f"/api/v1/actions/{VAULT_ACTION}/runs", json={"input": vault_input()}),
         client.get("/api/v1/actions", headers={"Authorization": f"Bearer {CANARY}-wrong"}),
+        client.post(REPO_RUNS, json={"input": repo}),
+        client.post(REPO_RUNS, json={"input": {**repo, "name": "svc-canary-2", "owner": "group:default/nobody"}}),
         client.get("/api/v1/runs"), client.get("/api/v1/audit"), client.get("/api/v1/metrics"),
         client.get("/api/v1/readyz"), client.get("/api/v1/inventory"),
     ]
-    statuses = [r.status_code for r in seen[:6]]
-    assert statuses == [201, 502, 200, 502, 201, 401]
+    statuses = [r.status_code for r in seen[:8]]
+    assert statuses == [201, 502, 200, 502, 201, 401, 201, 422]
     for run in client.get("/api/v1/runs").json()["items"]:
         seen.append(client.get(f"/api/v1/runs/{run['id']}"))
     assert seen[0].json()["output"]["echoed"] == "hi (token ***)"
-    assert any("***" in line["message"] for r in seen[11:] for line in r.json().get("log", []))
+    assert any("***" in line["message"] for r in seen[13:] for line in r.json().get("log", []))
 
     with services.database.engine.connect() as connection:
         tables = ["runs", "run_logs", "audit_events", "resources"]
@@ -71,6 +86,7 @@ def test_the_canary_never_leaks(
         "database": repr(dump), "audit export": "".join(export_jsonl(services.stores.audit)),
         "metrics": services.metrics.render().decode(), "stderr": captured.err, "stdout": captured.out,
         "log records": caplog.text,
+        "the rendered repository": repr(canary_github.files("acme", repo["name"])),
     }
     assert "calling out with token" in captured.err
     for where, haystack in haystacks.items():

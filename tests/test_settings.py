@@ -38,3 +38,20 @@ def test_vault_token_from_a_file(tmp_path: Path) -> None:
     token_file.write_text("s.from-file\n")
     settings = load_settings(None, {"GOLDENPATH_VAULT__TOKEN_FILE": str(token_file)})
     assert settings.vault.resolved_token() == "s.from-file"
+
+
+def test_github_settings_from_env_and_files(tmp_path: Path) -> None:
+    key_file = tmp_path / "app.pem"
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n-----END PRIVATE KEY-----\n")
+    settings = load_settings(None, {
+        "GITHUB_TOKEN": "ghp_from_env_123456", "GOLDENPATH_REPOSITORIES__PROVIDER": "github",
+        "GOLDENPATH_GITHUB__API_URL": "https://ghe.example.com/api/v3", "GOLDENPATH_GITHUB__APP_ID": "42",
+        "GOLDENPATH_GITHUB__APP_PRIVATE_KEY_FILE": str(key_file), "GOLDENPATH_GITHUB__APP_INSTALLATION_ID": "7",
+        "GOLDENPATH_GITHUB__SECONDS_BETWEEN_WRITES": "0.5"})
+    github = settings.github
+    assert settings.repositories.provider == "github"
+    assert (github.api_url, github.app_installation_id, github.seconds_between_writes) == (
+        "https://ghe.example.com/api/v3", 7, 0.5)
+    assert github.resolved_token() == "ghp_from_env_123456"
+    assert "not-a-real-key" in (github.resolved_private_key() or "")
+    assert "ghp_from_env_123456" not in repr(settings)

@@ -112,6 +112,7 @@ def _wanted_settings(spec: RepositorySpec) -> dict[str, str]:
         "goldenpath.visibility": spec.visibility,
         "goldenpath.topics": ",".join(sorted(spec.topics)),
         "goldenpath.skeleton": spec.skeleton,
+        "goldenpath.collaborators": ",".join(f"{login}:{permission}" for login, permission in spec.collaborators),
         "goldenpath.required-approving-reviews": str(protection.required_approving_reviews),
         "goldenpath.require-code-owner-reviews": str(protection.require_code_owner_reviews).lower(),
         "receive.denyNonFastForwards": "true",

@@ -11,14 +11,12 @@ installed by `npm ci` into a cache directory outside the clone, once per lock fi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -30,15 +28,10 @@ import requests
 import yaml
 
 from backend.embedded import EmbeddedOpenBao, die_with_parent, free_port
+from tests import npm_cache
 
 BACKSTAGE_DIR = Path(__file__).parent / "backstage"
-SOURCES = ("package.json", "package-lock.json", "index.js")
-# Installs live outside the clone, keyed by the lock file: CI runs in a fresh clone each time, and a
-# second `npm ci` (about 100 s here, mostly compiling better-sqlite3) would buy nothing.
-CACHE_ROOT = Path(os.environ.get("GOLDENPATH_E2E_CACHE") or Path.home() / ".cache" / "goldenpath-e2e")
-STAMP_NAME = ".goldenpath-e2e-stamp"
 GOLDENPATH_BIN = Path(sys.executable).parent / "goldenpath"
-NPM_INSTALL_TIMEOUT = 900.0
 START_TIMEOUT = 60.0
 LOG_TAIL_BYTES = 6000
 
@@ -121,61 +114,19 @@ def wait_until(service: Service, probe: Callable[[], bool], *, timeout: float, w
 # --- npm install ---------------------------------------------------------------------------------
 
 
-def _install_fingerprint() -> str:
-    digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update(name.encode() + b"\0" + (BACKSTAGE_DIR / name).read_bytes())
-    digest.update(subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.encode())
-    return digest.hexdigest()
-
-
-def _tree_size(root: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
-
-
 @pytest.fixture(scope="session")
 def backstage_install() -> Path:
     """A directory with index.js and node_modules installed from the committed lock file (cached)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("Backstage end-to-end tests need Node.js and npm on PATH (`node`/`npm` not found)")
-    fingerprint = _install_fingerprint()
-    target = CACHE_ROOT / f"backstage-{fingerprint[:16]}"
-    if (target / STAMP_NAME).exists():
-        REPORT["npm install"] = f"reused {target}"
-    else:
-        _npm_ci(npm, target, fingerprint)
-    shutil.copy2(BACKSTAGE_DIR / "index.js", target / "index.js")
-    REPORT["node_modules size"] = f"{_tree_size(target / 'node_modules') / 1e6:.0f} MB"
-    return target
-
-
-def _npm_ci(npm: str, target: Path, fingerprint: str) -> None:
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=CACHE_ROOT))
-    for name in SOURCES:
-        shutil.copy2(BACKSTAGE_DIR / name, staging / name)
-    command = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=warn"]
-    log_path = staging / "npm-install.log"
-    started = time.monotonic()
-    with open(log_path, "wb") as log:
-        result = subprocess.run(command, cwd=staging, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, timeout=NPM_INSTALL_TIMEOUT, check=False)
-    if result.returncode != 0:
-        tail = log_path.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_BYTES:]
-        shutil.rmtree(staging, ignore_errors=True)
-        pytest.fail(f"`npm ci` failed with status {result.returncode}:\n{tail}")
-    (staging / STAMP_NAME).write_text(fingerprint + "\n", encoding="utf-8")
     try:
-        staging.rename(target)
-    except OSError:  # another run installed it first
-        shutil.rmtree(staging, ignore_errors=True)
-    REPORT["npm install"] = f"`npm ci` took {time.monotonic() - started:.1f} s into {target}"
+        target, how = npm_cache.installed(BACKSTAGE_DIR, prefix="backstage")
+    except npm_cache.NpmUnavailable as missing:
+        pytest.skip(f"Backstage end-to-end tests: {missing}")
+    except npm_cache.NpmInstallFailed as failed:
+        pytest.fail(str(failed))
+    REPORT["npm install"] = how
+    shutil.copy2(BACKSTAGE_DIR / "index.js", target / "index.js")
+    REPORT["node_modules size"] = f"{npm_cache.tree_size(target / 'node_modules') / 1e6:.0f} MB"
+    return target
 
 
 # --- the stack -----------------------------------------------------------------------------------

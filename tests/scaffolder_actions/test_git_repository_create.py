@@ -67,7 +67,8 @@ def test_create_clone_and_rerun(served: tuple[TestClient, str, Path]) -> None:
     assert entity["metadata"]["description"] == data["description"]  # user text stays one YAML value
     assert entity["metadata"]["annotations"]["github.com/project-slug"] == f"acme/{data['name']}"
     assert yaml.safe_load((clone / ".goldenpath.yaml").read_text()) == {
-        "skeleton": "golden-path-service", "version": "1.0.0"}
+        "skeleton": "golden-path-service", "version": "1.0.0", "owner": "group:default/team-payments",
+        "team": "team-payments"}
 
     again = client.post(RUNS, json={"input": data}).json()
     assert [c["outcome"] for c in again["changes"]] == ["unchanged"]

@@ -1,0 +1,422 @@
+"""GitHubHost: the RepositoryHost port over GitHub.com or GitHub Enterprise Server.
+
+A new repository gets the rendered skeleton as one commit through the Git Data API (one tree with the
+contents inline, one root commit, one ref update), so the push costs the same calls for 10 files or
+1,000. Git Data answers 409 on an empty repository, so an empty one is first given a commit through
+the Contents API; the branch is then forced to the root commit, which leaves that seed commit out of
+history.
+
+Settings (description, visibility, default branch, topics, team access, collaborators, branch
+protection) are each read, compared and written only when they differ, then read back: what GitHub
+reports is what the action returns, and anything GitHub did not apply fails the run (fail closed).
+CODEOWNERS must exist and be valid by GitHub's own check.
+
+Ownership lives in the repository: `.goldenpath.yaml` names the skeleton and the owning team. An
+existing repository without it, or with another team's, is a conflict unless `adopt`. An empty
+repository holds nothing to lose: that is how a run that stopped after creating it finishes on retry.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import yaml
+from github import Auth, Github, GithubIntegration
+
+from backend.errors import ConflictError, PolicyViolation, UpstreamError
+from backend.providers.changes import Change, Outcome
+from backend.providers.github_api import PROVIDER, GitHubApi
+from backend.providers.repositories import RepositoryHost, RepositoryResult, RepositorySpec
+
+MARKER = ".goldenpath.yaml"
+SEED_MESSAGE = "Golden Path: initialise the repository"
+ROLE_OF_PERMISSION = {"pull": "read", "triage": "triage", "push": "write", "maintain": "maintain", "admin": "admin"}
+
+
+@dataclass(frozen=True)
+class GitHubConnection:
+    api_url: str = "https://api.github.com"
+    web_url: str | None = None
+    token: str | None = None
+    app_id: str | None = None
+    app_private_key: str | None = None
+    app_installation_id: int | None = None
+    timeout_seconds: float = 15.0
+    seconds_between_requests: float = 0.25
+    seconds_between_writes: float = 1.0
+    rate_limit_budget_seconds: float = 60.0
+
+    def __repr__(self) -> str:  # the dataclass repr would print the token and the key
+        return f"GitHubConnection(api_url={self.api_url!r}, app_id={self.app_id!r})"
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """One group of settings: how to read it (normalised), whether it satisfies the wish, how to write it."""
+
+    name: str
+    wanted: Any
+    read: Callable[[], Any]
+    write: Callable[[], object]
+    satisfied: Callable[[Any, Any], bool] = lambda current, wanted: bool(current == wanted)
+
+
+class GitHubHost(RepositoryHost):
+    kind = "github"
+
+    def __init__(self, connection: GitHubConnection, *, org: str) -> None:
+        if not connection.token and not (connection.app_id and connection.app_private_key):
+            raise ValueError("github needs a token (github.token, github.token_file or GITHUB_TOKEN) "
+                             "or a GitHub App (github.app_id with github.app_private_key_file)")
+        self.connection = connection
+        self.org = org
+        self.web_url = (connection.web_url or _web_url_of(connection.api_url)).rstrip("/")
+        self._github: Github | None = None
+        self._lock = threading.Lock()
+
+    def api(self) -> GitHubApi:
+        return GitHubApi(self._client().requester, budget_seconds=self.connection.rate_limit_budget_seconds)
+
+    def _client(self) -> Github:
+        """Built on first use: finding a GitHub App's installation is a call GitHub must answer."""
+        with self._lock:
+            if self._github is None:
+                connection = self.connection
+                self._github = Github(
+                    base_url=connection.api_url.rstrip("/"), auth=_auth(connection, self.org),
+                    timeout=int(connection.timeout_seconds), retry=None, lazy=True, user_agent="goldenpath",
+                    seconds_between_requests=connection.seconds_between_requests or None,
+                    seconds_between_writes=connection.seconds_between_writes or None)
+            return self._github
+
+    def ensure_repository(
+        self, spec: RepositorySpec, files: dict[str, bytes], *, adopt: bool, dry_run: bool,
+        on_change: Callable[[Change], object],
+    ) -> RepositoryResult:
+        api = self.api()
+        run = _Run(api, spec, on_change, dry_run=dry_run)
+        run.require_team()
+        repo = run.read_repository()
+        publish = repo is None
+        if repo is None:
+            on_change(Change("repository.repo", run.locator, Outcome.CREATED, details={"files": len(files)}))
+            if dry_run:
+                return self._planned(spec, api)
+            repo = run.create_repository()
+        else:
+            publish = run.claim(repo, adopt=adopt)
+            on_change(Change("repository.content", run.locator, Outcome.CREATED if publish else Outcome.UNCHANGED,
+                             details={"files": len(files)} if publish else {}))
+        commit = ""
+        if publish and not dry_run:
+            commit = run.publish(files, seed=files.get(MARKER, b"# Golden Path\n"))
+        # publishing the first commit can move the default branch: read the repository afresh then
+        settings = run.converge(None if commit else repo, content_exists=not dry_run or not publish)
+        if not commit and not publish:
+            commit = run.head()
+        contents_url = f"{repo['html_url']}/blob/{spec.default_branch}"
+        return RepositoryResult(remote_url=str(repo["clone_url"]), contents_url=contents_url,
+                                commit_hash=commit, settings=settings, writes=api.writes)
+
+    def _planned(self, spec: RepositorySpec, api: GitHubApi) -> RepositoryResult:
+        html_url = f"{self.web_url}/{spec.org}/{spec.name}"
+        return RepositoryResult(remote_url=f"{html_url}.git", contents_url=f"{html_url}/blob/{spec.default_branch}",
+                                commit_hash="", settings=_wanted_report(spec), writes=api.writes)
+
+
+class _Run:
+    """One ensure_repository call: the spec, the API view and the change callback it reports to."""
+
+    def __init__(self, api: GitHubApi, spec: RepositorySpec, on_change: Callable[[Change], object], *,
+                 dry_run: bool) -> None:
+        self.api, self.spec, self.on_change, self.dry_run = api, spec, on_change, dry_run
+        self.locator = f"{spec.org}/{spec.name}"
+        self.base = f"/repos/{quote(spec.org)}/{quote(spec.name)}"
+
+    def require_team(self) -> None:
+        spec = self.spec
+        team = self.api.get(f"/orgs/{quote(spec.org)}/teams/{quote(spec.owner_team)}",
+                            what=f"read team {spec.owner_team}", missing_ok=True)
+        if team is None:
+            raise PolicyViolation(f"team {spec.owner_team!r} does not exist in the GitHub organization {spec.org}",
+                                  rule="owner-team-exists", field="owner")
+
+    def read_repository(self) -> dict[str, Any] | None:
+        repo: dict[str, Any] | None = self.api.get(self.base, what=f"read repository {self.locator}", missing_ok=True)
+        return repo
+
+    def create_repository(self) -> dict[str, Any]:
+        spec = self.spec
+        body = {"name": spec.name, "description": spec.description, "visibility": spec.visibility,
+                "auto_init": False, "has_wiki": False, "delete_branch_on_merge": True}
+        _, repo = self.api.call("POST", f"/orgs/{quote(spec.org)}/repos", what=f"create repository {self.locator}",
+                                body=body)
+        return dict(repo)
+
+    def claim(self, repo: dict[str, Any], *, adopt: bool) -> bool:
+        """May this run manage `repo`? Returns whether its content still has to be published."""
+        branch = str(repo["default_branch"])
+        found = self.api.get(f"{self.base}/contents/{MARKER}", what=f"read {MARKER} of {self.locator}",
+                             params={"ref": branch}, missing_ok=True)
+        if found is None:
+            if self._is_empty(branch):
+                return True
+            if adopt:
+                return False
+            raise ConflictError(f"repository {self.locator} exists and was not created by Golden Path; "
+                                "set adopt: true to apply settings only")
+        marker = _parse_marker(found)
+        team = str(marker.get("team") or "")
+        if team and team != self.spec.owner_team and not adopt:
+            raise ConflictError(f"repository {self.locator} is owned by team {team}", owner=team)
+        return False
+
+    def _is_empty(self, branch: str) -> bool:
+        status, _ = self.api.call("GET", f"{self.base}/git/ref/heads/{quote(branch)}",
+                                  what=f"read branch {branch} of {self.locator}", accept=(404, 409))
+        return status == 409  # GitHub: "Git Repository is empty."
+
+    def publish(self, files: dict[str, bytes], *, seed: bytes) -> str:
+        spec, base = self.spec, self.base
+        self.api.call("PUT", f"{base}/contents/{MARKER}", what=f"give {self.locator} its first commit",
+                      body={"message": SEED_MESSAGE, "content": base64.b64encode(seed).decode(),
+                            "branch": spec.default_branch})
+        entries = [self._tree_entry(path, content) for path, content in sorted(files.items())]
+        _, tree = self.api.call("POST", f"{base}/git/trees", what=f"write the skeleton tree of {self.locator}",
+                                body={"tree": entries})
+        _, commit = self.api.call("POST", f"{base}/git/commits", what=f"commit the skeleton to {self.locator}",
+                                  body={"message": spec.commit_message, "tree": tree["sha"], "parents": []})
+        self.api.call("PATCH", f"{base}/git/refs/heads/{quote(spec.default_branch)}",
+                      what=f"point {spec.default_branch} of {self.locator} at the skeleton commit",
+                      body={"sha": commit["sha"], "force": True})
+        return str(commit["sha"])
+
+    def _tree_entry(self, path: str, content: bytes) -> dict[str, Any]:
+        mode = "100755" if content.startswith(b"#!") else "100644"
+        try:
+            return {"path": path, "mode": mode, "type": "blob", "content": content.decode("utf-8")}
+        except UnicodeDecodeError:  # binary content cannot go inline: one blob call for each such file
+            _, blob = self.api.call("POST", f"{self.base}/git/blobs", what=f"write {path} to {self.locator}",
+                                    body={"content": base64.b64encode(content).decode(), "encoding": "base64"})
+            return {"path": path, "mode": mode, "type": "blob", "sha": blob["sha"]}
+
+    def head(self) -> str:
+        branch = self.spec.default_branch
+        status, ref = self.api.call("GET", f"{self.base}/git/ref/heads/{quote(branch)}",
+                                    what=f"read branch {branch} of {self.locator}", accept=(404, 409))
+        return str(ref["object"]["sha"]) if status == 200 else ""
+
+    def converge(self, repo: dict[str, Any] | None, *, content_exists: bool) -> dict[str, Any]:
+        """`repo` is GitHub's answer when it is still current, None to read it afresh."""
+        report: dict[str, Any] = {}
+        settings = self._settings(repo)
+        if not content_exists:  # a dry-run of an empty repository: nothing to protect yet
+            settings = [s for s in settings if s.name != "protection"]
+        for setting in settings:
+            current = setting.read()
+            if setting.satisfied(current, setting.wanted):
+                self.on_change(Change(f"repository.{setting.name}", self.locator, Outcome.UNCHANGED))
+            else:
+                outcome = Outcome.CREATED if current in (None, {}, [], "none") else Outcome.UPDATED
+                self.on_change(Change(f"repository.{setting.name}", self.locator, outcome))
+                if not self.dry_run:
+                    setting.write()
+                    current = setting.read()
+                    if not setting.satisfied(current, setting.wanted):
+                        raise UpstreamError(
+                            f"GitHub did not apply the {setting.name} of {self.locator}: asked for "
+                            f"{_show(setting.wanted)}, in force {_show(current)}", provider=PROVIDER)
+            report[setting.name] = current
+        if content_exists:
+            report["codeowners"] = self._check_codeowners()
+        return _report(report)
+
+    def _settings(self, repo: dict[str, Any] | None) -> list[_Setting]:
+        spec, base, api = self.spec, self.base, self.api
+        known: dict[str, Any] = {"repo": repo, "fields": {}}
+
+        def read_repo() -> dict[str, Any]:
+            current = known["repo"] or api.get(base, what=f"read repository {self.locator}")
+            known["repo"] = None  # a read after a write asks GitHub again
+            known["fields"] = _repo_fields(current)
+            return dict(known["fields"])
+
+        def write_repo() -> None:
+            changes = {k: v for k, v in _wanted_fields(spec).items() if known["fields"].get(k) != v}
+            api.call("PATCH", base, what=f"update {', '.join(sorted(changes))} of {self.locator}", body=changes)
+
+        team_path = f"/orgs/{quote(spec.org)}/teams/{quote(spec.owner_team)}/repos/{quote(spec.org)}/{quote(spec.name)}"
+        protection_path = f"{base}/branches/{quote(spec.default_branch)}/protection"
+        settings = [
+            _Setting("repository", _wanted_fields(spec), read_repo, write_repo),
+            _Setting("topics", sorted(spec.topics), self._read_topics,
+                     lambda: api.call("PUT", f"{base}/topics", what=f"set the topics of {self.locator}",
+                                      body={"names": sorted(spec.topics)})),
+            _Setting("teams", {spec.owner_team: spec.team_permission}, self._read_teams,
+                     lambda: api.call("PUT", team_path, what=f"grant team {spec.owner_team} access to {self.locator}",
+                                      body={"permission": spec.team_permission}),
+                     satisfied=lambda current, wanted: all(current.get(k) == v for k, v in wanted.items())),
+        ]
+        for login, permission in spec.collaborators:
+            settings.append(self._collaborator(login, permission))
+        settings.append(_Setting(
+            "protection", _wanted_protection(spec), self._read_protection,
+            lambda: api.call("PUT", protection_path, what=f"protect {spec.default_branch} of {self.locator}",
+                             body=_protection_body(spec))))
+        return settings
+
+    def _read_topics(self) -> list[str]:
+        data = self.api.get(f"{self.base}/topics", what=f"read the topics of {self.locator}")
+        return sorted(data.get("names") or [])
+
+    def _read_teams(self) -> dict[str, str]:
+        data = self.api.get(f"{self.base}/teams", what=f"read the teams of {self.locator}", params={"per_page": 100})
+        return {str(team["slug"]): str(team["permission"]) for team in data or []}
+
+    def _read_protection(self) -> dict[str, Any] | None:
+        data = self.api.get(f"{self.base}/branches/{quote(self.spec.default_branch)}/protection",
+                            what=f"read the protection of {self.spec.default_branch} in {self.locator}",
+                            missing_ok=True)
+        return None if data is None else _protection_from(data)
+
+    def _collaborator(self, login: str, permission: str) -> _Setting:
+        path = f"{self.base}/collaborators/{quote(login)}"
+        role = ROLE_OF_PERMISSION.get(permission, permission)
+
+        def read() -> str | None:
+            found = self.api.get(f"{path}/permission", what=f"read {login}'s access to {self.locator}",
+                                 missing_ok=True)
+            if found is not None and found.get("role_name") == role:
+                return role
+            invitations = self.api.get(f"{self.base}/invitations", what=f"read the invitations of {self.locator}",
+                                       params={"per_page": 100})
+            for invitation in invitations or []:
+                if (invitation.get("invitee") or {}).get("login") == login and invitation.get("permissions") == role:
+                    return role
+            return None if found is None else str(found.get("role_name") or "none")
+
+        return _Setting(f"collaborator {login}", role, read,
+                        lambda: self.api.call("PUT", path, what=f"invite {login} to {self.locator}",
+                                              body={"permission": permission}))
+
+    def _check_codeowners(self) -> str:
+        branch = self.spec.default_branch
+        status, data = self.api.call("GET", f"{self.base}/codeowners/errors", params={"ref": branch},
+                                     what=f"check CODEOWNERS of {self.locator}", accept=(404,))
+        if status == 404:
+            raise PolicyViolation(f"{self.locator} has no CODEOWNERS file on {branch}, so code-owner review cannot "
+                                  "be enforced", rule="codeowners", field="skeleton")
+        errors = [f"line {e.get('line')}: {e.get('message') or e.get('kind')}" for e in data.get("errors") or []]
+        if errors:
+            raise PolicyViolation(f"CODEOWNERS of {self.locator} is not valid on GitHub: " + "; ".join(errors[:5]),
+                                  rule="codeowners", field="owner")
+        return "valid"
+
+
+def _parse_marker(found: Any) -> dict[str, Any]:
+    try:
+        text = base64.b64decode(str(found.get("content") or "")).decode("utf-8")
+        marker = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def _wanted_fields(spec: RepositorySpec) -> dict[str, Any]:
+    return {"description": spec.description, "visibility": spec.visibility, "default_branch": spec.default_branch}
+
+
+def _repo_fields(repo: dict[str, Any]) -> dict[str, Any]:
+    visibility = repo.get("visibility") or ("private" if repo.get("private") else "public")
+    return {"description": repo.get("description") or "", "visibility": visibility,
+            "default_branch": repo.get("default_branch")}
+
+
+def _wanted_protection(spec: RepositorySpec) -> dict[str, Any]:
+    p = spec.protection
+    return {"requiredApprovingReviews": p.required_approving_reviews,
+            "requireCodeOwnerReviews": p.require_code_owner_reviews, "dismissStaleReviews": p.dismiss_stale_reviews,
+            "requiredStatusChecks": sorted(p.required_status_checks), "enforceAdmins": p.enforce_admins,
+            "requiredLinearHistory": p.required_linear_history,
+            "requiredConversationResolution": p.required_conversation_resolution,
+            "allowForcePushes": False, "allowDeletions": False}
+
+
+def _protection_body(spec: RepositorySpec) -> dict[str, Any]:
+    p = spec.protection
+    checks = {"strict": True, "contexts": sorted(p.required_status_checks)} if p.required_status_checks else None
+    return {
+        "required_status_checks": checks,
+        "enforce_admins": p.enforce_admins,
+        "required_pull_request_reviews": {
+            "dismiss_stale_reviews": p.dismiss_stale_reviews,
+            "require_code_owner_reviews": p.require_code_owner_reviews,
+            "required_approving_review_count": p.required_approving_reviews},
+        "restrictions": None,
+        "required_linear_history": p.required_linear_history,
+        "allow_force_pushes": False,
+        "allow_deletions": False,
+        "required_conversation_resolution": p.required_conversation_resolution,
+    }
+
+
+def _protection_from(data: dict[str, Any]) -> dict[str, Any]:
+    reviews = data.get("required_pull_request_reviews") or {}
+    checks = data.get("required_status_checks") or {}
+
+    def enabled(key: str) -> bool:
+        return bool((data.get(key) or {}).get("enabled"))
+
+    return {"requiredApprovingReviews": reviews.get("required_approving_review_count", 0) if reviews else None,
+            "requireCodeOwnerReviews": bool(reviews.get("require_code_owner_reviews")),
+            "dismissStaleReviews": bool(reviews.get("dismiss_stale_reviews")),
+            "requiredStatusChecks": sorted(checks.get("contexts") or []), "enforceAdmins": enabled("enforce_admins"),
+            "requiredLinearHistory": enabled("required_linear_history"),
+            "requiredConversationResolution": enabled("required_conversation_resolution"),
+            "allowForcePushes": enabled("allow_force_pushes"), "allowDeletions": enabled("allow_deletions")}
+
+
+def _wanted_report(spec: RepositorySpec) -> dict[str, Any]:
+    return _report({"repository": _wanted_fields(spec), "topics": sorted(spec.topics),
+                    "teams": {spec.owner_team: spec.team_permission}, "protection": _wanted_protection(spec)})
+
+
+def _report(found: dict[str, Any]) -> dict[str, Any]:
+    """The settings in force, in the action's camelCase vocabulary."""
+    repo = found.pop("repository", {})
+    collaborators = {k.removeprefix("collaborator "): found.pop(k)
+                     for k in list(found) if k.startswith("collaborator ")}
+    report = {"description": repo.get("description"), "visibility": repo.get("visibility"),
+              "defaultBranch": repo.get("default_branch"), **found}
+    if collaborators:
+        report["collaborators"] = collaborators
+    return report
+
+
+def _show(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+
+
+def _web_url_of(api_url: str) -> str:
+    api_url = api_url.rstrip("/")
+    if api_url == "https://api.github.com":
+        return "https://github.com"
+    return api_url.removesuffix("/api/v3")
+
+
+def _auth(connection: GitHubConnection, org: str) -> Auth.Auth:
+    if connection.token:
+        return Auth.Token(connection.token)
+    if connection.app_id and connection.app_private_key:
+        app = Auth.AppAuth(connection.app_id, connection.app_private_key)
+        installation = connection.app_installation_id
+        if installation is None:
+            integration = GithubIntegration(auth=app, base_url=connection.api_url.rstrip("/"))
+            installation = integration.get_org_installation(org).id
+        return app.get_installation_auth(installation)
+    raise ValueError("github needs a token or a GitHub App")
