@@ -29,6 +29,7 @@ from backend.providers.secrets import SecretsStore
 from backend.providers.vault import HvacSecretsStore
 from backend.redaction import Redactor
 from backend.services.auth import Authenticator
+from backend.services.catalog_feed import CatalogFeed
 from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
 from backend.services.runner import Runner, Stores
@@ -54,6 +55,7 @@ class Services:
     metrics: Metrics
     redactor: Redactor
     secrets_store: SecretsStore | None
+    catalog_feed: CatalogFeed
     _descriptions: list[dict[str, Any]] = field(default_factory=list)
 
     def action_descriptions(self) -> list[dict[str, Any]]:
@@ -94,12 +96,13 @@ def build_services(
                           kubernetes=settings.kubernetes, repositories=build_repository_host(settings),
                           repository_org=settings.repositories.org,
                           skeletons_dir=settings.repositories.skeletons_dir,
-                          default_skeleton=settings.repositories.default_skeleton)
+                          default_skeleton=settings.repositories.default_skeleton,
+                          inventory=stores.inventory, public_url=settings.base_url)
     runner = Runner(registry=registry, stores=stores, providers=providers, settings=settings,
                     redactor=redactor, metrics=metrics)
     return Services(settings=settings, database=database, stores=stores, registry=registry, runner=runner,
                     authenticator=Authenticator(settings.auth), metrics=metrics, redactor=redactor,
-                    secrets_store=secrets_store)
+                    secrets_store=secrets_store, catalog_feed=CatalogFeed(stores.inventory))
 
 
 def create_app(settings: Settings, *, services: Services | None = None, validate_responses: bool = False) -> FlaskApp:

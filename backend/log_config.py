@@ -38,5 +38,7 @@ def configure_logging(level: str, redactor: Redactor) -> None:
     root = logging.getLogger()
     root.handlers = [h for h in root.handlers if h.get_name() != _HANDLER_NAME] + [handler]
     root.setLevel(level)
-    for noisy in ("urllib3", "hvac"):
+    # PyGithub's DEBUG lines carry response bodies, and those hold minted GitHub App installation tokens
+    # that no redactor knows in advance: these loggers never go below WARNING
+    for noisy in ("urllib3", "hvac", "github"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

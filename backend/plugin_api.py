@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from marshmallow import Schema, fields, validate
 
+from backend.catalog import entities as catalog_entities
 from backend.errors import (
     ConflictError,
     FieldError,
@@ -49,6 +50,7 @@ __all__ = [
     "FieldError",
     "InitialValues",
     "InputError",
+    "InventoryView",
     "KubernetesRoleSpec",
     "KubernetesSettings",
     "Naming",
@@ -72,6 +74,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamUnavailable",
     "VaultOptions",
+    "catalog_entities",
     "dns_label",
     "entity_name",
     "entity_ref",
@@ -162,6 +165,14 @@ class VaultOptions:
     role_token_ttl: str
 
 
+class InventoryView(Protocol):
+    """Read access to what Golden Path provisioned (the runs' inventory)."""
+
+    def find(self, kind: str, locator: str) -> dict[str, Any] | None: ...
+
+    def list(self, *, service: str | None = None, kind: str | None = None) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class Providers:
     """Provider ports an action may use; None where not configured."""
@@ -174,6 +185,8 @@ class Providers:
     repository_org: str = "goldenpath"
     skeletons_dir: str = ""
     default_skeleton: str = "golden-path-service"
+    inventory: InventoryView | None = None
+    public_url: str = ""
 
     def require_secrets(self) -> tuple[SecretsStore, VaultOptions]:
         if self.secrets is None or self.vault is None:

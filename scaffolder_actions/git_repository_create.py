@@ -140,7 +140,9 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     ctx.add_resource(ResourceRecord(
         kind="repository", locator=f"{org}/{data['name']}", service=data["name"], system=data["system"],
         owner=data["owner"], attributes={"provider": host.kind, "remoteUrl": result.remote_url,
-                                         "repoContentsUrl": result.contents_url}))
+                                         "repoContentsUrl": result.contents_url,
+                                         "webUrl": result.contents_url.split("/blob/", 1)[0],
+                                         "defaultBranch": data["defaultBranch"]}))
     return {"remoteUrl": result.remote_url, "repoContentsUrl": result.contents_url,
             "commitHash": result.commit_hash, "provider": host.kind, "settings": result.settings}
 

@@ -125,7 +125,8 @@ def _converge_environment(ctx: ActionContext, env: str, *, service: str, system:
         mount=mount, path=path, custom_metadata=metadata, provenance=provenance, max_versions=vault.max_versions,
         keys=tuple(data["secretKeys"]), initial_values=InitialValues(data["initialValues"]),
     ), dry_run=ctx.dry_run), ResourceRecord(kind="vault.secrets-path", locator=f"{mount}/{path}", **inventory,
-                                            attributes={"mount": mount, "path": path}))
+                                            attributes={"mount": mount, "path": path,
+                                                        "uiUrl": store.ui_url(mount, path)}))
     ctx.record(store.ensure_policy(f"{prefix}-workload", workload_policy(mount, path), dry_run=ctx.dry_run))
     ctx.record(store.ensure_policy(f"{prefix}-owners", owners_policy(mount, path), dry_run=ctx.dry_run))
     role = None

@@ -55,3 +55,11 @@ def test_github_settings_from_env_and_files(tmp_path: Path) -> None:
     assert github.resolved_token() == "ghp_from_env_123456"
     assert "not-a-real-key" in (github.resolved_private_key() or "")
     assert "ghp_from_env_123456" not in repr(settings)
+
+
+def test_the_example_configuration_loads() -> None:
+    example = Path(__file__).parent.parent / "goldenpath.example.yaml"
+    env = {"GITHUB_TOKEN": "ghp_example_0123456789", "GOLDENPATH_PROXY_TOKEN": "p" * 20}
+    settings = load_settings(str(example), env)
+    assert settings.repositories.provider == "github" and settings.github.resolved_token() == "ghp_example_0123456789"
+    assert settings.kubernetes.clusters

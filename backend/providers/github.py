@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import yaml
-from github import Auth, Github, GithubIntegration
+from github import Auth, Github, GithubException, GithubIntegration
 
-from backend.errors import ConflictError, PolicyViolation, UpstreamError
+from backend.errors import ConflictError, PolicyViolation, UpstreamError, UpstreamUnavailable
 from backend.providers.changes import Change, Outcome
 from backend.providers.github_api import PROVIDER, GitHubApi
 from backend.providers.repositories import RepositoryHost, RepositoryResult, RepositorySpec
 
 MARKER = ".goldenpath.yaml"
 SEED_MESSAGE = "Golden Path: initialise the repository"
+SEED_ATTEMPTS = 6
 ROLE_OF_PERMISSION = {"pull": "read", "triage": "triage", "push": "write", "maintain": "maintain", "admin": "admin"}
 
 
@@ -87,8 +89,13 @@ class GitHubHost(RepositoryHost):
         with self._lock:
             if self._github is None:
                 connection = self.connection
+                try:
+                    auth = _auth(connection, self.org)
+                except GithubException as error:
+                    raise UpstreamError(f"GitHub App: no installation for organization {self.org} "
+                                        f"(HTTP {error.status})", provider=PROVIDER) from None
                 self._github = Github(
-                    base_url=connection.api_url.rstrip("/"), auth=_auth(connection, self.org),
+                    base_url=connection.api_url.rstrip("/"), auth=auth,
                     timeout=int(connection.timeout_seconds), retry=None, lazy=True, user_agent="goldenpath",
                     seconds_between_requests=connection.seconds_between_requests or None,
                     seconds_between_writes=connection.seconds_between_writes or None)
@@ -102,19 +109,24 @@ class GitHubHost(RepositoryHost):
         run = _Run(api, spec, on_change, dry_run=dry_run)
         run.require_team()
         repo = run.read_repository()
-        publish = repo is None
-        if repo is None:
+        if repo is None and dry_run:
             on_change(Change("repository.repo", run.locator, Outcome.CREATED, details={"files": len(files)}))
-            if dry_run:
-                return self._planned(spec, api)
-            repo = run.create_repository()
-        else:
+            return self._planned(spec, api)
+        created = run.create_repository() if repo is None else None
+        if created is not None:
+            repo, publish = created, True
+            on_change(Change("repository.repo", run.locator, Outcome.CREATED, details={"files": len(files)}))
+        else:  # it existed, or another run created it a moment ago
+            repo = repo or run.read_repository()
+            if repo is None:
+                raise UpstreamError(f"repository {run.locator} was taken and then vanished", provider=PROVIDER,
+                                    retryable=True)
             publish = run.claim(repo, adopt=adopt)
             on_change(Change("repository.content", run.locator, Outcome.CREATED if publish else Outcome.UNCHANGED,
                              details={"files": len(files)} if publish else {}))
         commit = ""
         if publish and not dry_run:
-            commit = run.publish(files, seed=files.get(MARKER, b"# Golden Path\n"))
+            commit = run.publish(files)
         # publishing the first commit can move the default branch: read the repository afresh then
         settings = run.converge(None if commit else repo, content_exists=not dry_run or not publish)
         if not commit and not publish:
@@ -150,12 +162,18 @@ class _Run:
         repo: dict[str, Any] | None = self.api.get(self.base, what=f"read repository {self.locator}", missing_ok=True)
         return repo
 
-    def create_repository(self) -> dict[str, Any]:
+    def create_repository(self) -> dict[str, Any] | None:
+        """The new repository, or None when the name was taken in the meantime (GitHub answers 422)."""
         spec = self.spec
         body = {"name": spec.name, "description": spec.description, "visibility": spec.visibility,
                 "auto_init": False, "has_wiki": False, "delete_branch_on_merge": True}
-        _, repo = self.api.call("POST", f"/orgs/{quote(spec.org)}/repos", what=f"create repository {self.locator}",
-                                body=body)
+        status, repo = self.api.call("POST", f"/orgs/{quote(spec.org)}/repos", body=body, accept=(422,),
+                                     what=f"create repository {self.locator}")
+        if status == 422:
+            if any(e.get("field") == "name" for e in repo.get("errors") or [] if isinstance(e, dict)):
+                return None
+            raise UpstreamError(f"GitHub refused to create repository {self.locator} (HTTP 422): "
+                                f"{_show(repo.get('errors') or repo.get('message'))}", provider=PROVIDER)
         return dict(repo)
 
     def claim(self, repo: dict[str, Any], *, adopt: bool) -> bool:
@@ -174,18 +192,17 @@ class _Run:
         team = str(marker.get("team") or "")
         if team and team != self.spec.owner_team and not adopt:
             raise ConflictError(f"repository {self.locator} is owned by team {team}", owner=team)
-        return False
+        return bool(marker.get("publishing"))  # only the seed commit is there: a run stopped mid-publish
 
     def _is_empty(self, branch: str) -> bool:
         status, _ = self.api.call("GET", f"{self.base}/git/ref/heads/{quote(branch)}",
                                   what=f"read branch {branch} of {self.locator}", accept=(404, 409))
         return status == 409  # GitHub: "Git Repository is empty."
 
-    def publish(self, files: dict[str, bytes], *, seed: bytes) -> str:
+    def publish(self, files: dict[str, bytes]) -> str:
         spec, base = self.spec, self.base
-        self.api.call("PUT", f"{base}/contents/{MARKER}", what=f"give {self.locator} its first commit",
-                      body={"message": SEED_MESSAGE, "content": base64.b64encode(seed).decode(),
-                            "branch": spec.default_branch})
+        if self._is_empty(spec.default_branch):
+            self._seed()
         entries = [self._tree_entry(path, content) for path, content in sorted(files.items())]
         _, tree = self.api.call("POST", f"{base}/git/trees", what=f"write the skeleton tree of {self.locator}",
                                 body={"tree": entries})
@@ -195,6 +212,21 @@ class _Run:
                       what=f"point {spec.default_branch} of {self.locator} at the skeleton commit",
                       body={"sha": commit["sha"], "force": True})
         return str(commit["sha"])
+
+    def _seed(self) -> None:
+        """Git Data needs a first commit. The seed's marker says publishing is under way, so a run that stops
+        before the branch points at the skeleton is finished by the next one."""
+        spec = self.spec
+        seed = yaml.safe_dump({"skeleton": spec.skeleton, "team": spec.owner_team, "publishing": True}).encode()
+        body = {"message": SEED_MESSAGE, "content": base64.b64encode(seed).decode(), "branch": spec.default_branch}
+        for attempt in range(SEED_ATTEMPTS):
+            # a repository created a moment ago can answer 404/409 until GitHub has finished creating it
+            status, _ = self.api.call("PUT", f"{self.base}/contents/{MARKER}", body=body, accept=(404, 409),
+                                      what=f"give {self.locator} its first commit")
+            if status < 400:
+                return
+            time.sleep(min(2.0, 0.25 * 2 ** attempt))
+        raise UpstreamUnavailable(f"GitHub did not let {self.locator} take its first commit yet", provider=PROVIDER)
 
     def _tree_entry(self, path: str, content: bytes) -> dict[str, Any]:
         mode = "100755" if content.startswith(b"#!") else "100644"
@@ -257,10 +289,9 @@ class _Run:
             _Setting("topics", sorted(spec.topics), self._read_topics,
                      lambda: api.call("PUT", f"{base}/topics", what=f"set the topics of {self.locator}",
                                       body={"names": sorted(spec.topics)})),
-            _Setting("teams", {spec.owner_team: spec.team_permission}, self._read_teams,
+            _Setting("teams", {spec.owner_team: spec.team_permission}, lambda: self._read_team(team_path),
                      lambda: api.call("PUT", team_path, what=f"grant team {spec.owner_team} access to {self.locator}",
-                                      body={"permission": spec.team_permission}),
-                     satisfied=lambda current, wanted: all(current.get(k) == v for k, v in wanted.items())),
+                                      body={"permission": spec.team_permission})),
         ]
         for login, permission in spec.collaborators:
             settings.append(self._collaborator(login, permission))
@@ -274,9 +305,14 @@ class _Run:
         data = self.api.get(f"{self.base}/topics", what=f"read the topics of {self.locator}")
         return sorted(data.get("names") or [])
 
-    def _read_teams(self) -> dict[str, str]:
-        data = self.api.get(f"{self.base}/teams", what=f"read the teams of {self.locator}", params={"per_page": 100})
-        return {str(team["slug"]): str(team["permission"]) for team in data or []}
+    def _read_team(self, team_path: str) -> dict[str, str]:
+        """The owning team's access to this repository ({} when none). The `permission` of a team in
+        /repos/{o}/{r}/teams can be the team's default rather than its access here, so ask the team."""
+        data = self.api.get(team_path, what=f"read team {self.spec.owner_team}'s access to {self.locator}",
+                            missing_ok=True, headers={"Accept": "application/vnd.github.v3.repository+json"})
+        if not data:
+            return {}
+        return {self.spec.owner_team: _permission_of(data)}
 
     def _read_protection(self) -> dict[str, Any] | None:
         data = self.api.get(f"{self.base}/branches/{quote(self.spec.default_branch)}/protection",
@@ -289,16 +325,19 @@ class _Run:
         role = ROLE_OF_PERMISSION.get(permission, permission)
 
         def read() -> str | None:
-            found = self.api.get(f"{path}/permission", what=f"read {login}'s access to {self.locator}",
-                                 missing_ok=True)
-            if found is not None and found.get("role_name") == role:
-                return role
+            # direct grants only: the effective role also counts teams, the org's base role and public access
+            direct = self.api.get(f"{self.base}/collaborators", what=f"read the collaborators of {self.locator}",
+                                  params={"affiliation": "direct", "per_page": 100})
+            granted = {str(c.get("login", "")).lower(): str(c.get("role_name") or "") for c in direct or []}
+            if login.lower() in granted:
+                return granted[login.lower()]
             invitations = self.api.get(f"{self.base}/invitations", what=f"read the invitations of {self.locator}",
                                        params={"per_page": 100})
             for invitation in invitations or []:
-                if (invitation.get("invitee") or {}).get("login") == login and invitation.get("permissions") == role:
-                    return role
-            return None if found is None else str(found.get("role_name") or "none")
+                invitee = str((invitation.get("invitee") or {}).get("login", "")).lower()
+                if invitee == login.lower() and not invitation.get("expired"):
+                    return str(invitation.get("permissions"))
+            return None
 
         return _Setting(f"collaborator {login}", role, read,
                         lambda: self.api.call("PUT", path, what=f"invite {login} to {self.locator}",
@@ -316,6 +355,14 @@ class _Run:
             raise PolicyViolation(f"CODEOWNERS of {self.locator} is not valid on GitHub: " + "; ".join(errors[:5]),
                                   rule="codeowners", field="owner")
         return "valid"
+
+
+def _permission_of(team_repository: dict[str, Any]) -> str:
+    role = str(team_repository.get("role_name") or "")
+    if role:
+        return {"read": "pull", "write": "push"}.get(role, role)
+    granted = team_repository.get("permissions") or {}
+    return next((p for p in ("admin", "maintain", "push", "triage", "pull") if granted.get(p)), "none")
 
 
 def _parse_marker(found: Any) -> dict[str, Any]:

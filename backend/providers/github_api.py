@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import requests
+from github import GithubException
 from github.Requester import Requester
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_before_delay
 
@@ -56,13 +57,15 @@ class GitHubApi:
         self.writes = 0
         self.reads = 0
 
-    def get(self, path: str, *, what: str, params: dict[str, Any] | None = None, missing_ok: bool = False) -> Any:
+    def get(self, path: str, *, what: str, params: dict[str, Any] | None = None, missing_ok: bool = False,
+            headers: dict[str, str] | None = None) -> Any:
         """The JSON body, or None when `missing_ok` and GitHub answers 404."""
-        status, data = self.call("GET", path, what=what, params=params, accept=(404,) if missing_ok else ())
+        status, data = self.call("GET", path, what=what, params=params, accept=(404,) if missing_ok else (),
+                                 headers=headers)
         return None if status == 404 else data
 
     def call(self, verb: str, path: str, *, what: str, body: Any = None, params: dict[str, Any] | None = None,
-             accept: Collection[int] = ()) -> tuple[int, Any]:
+             accept: Collection[int] = (), headers: dict[str, str] | None = None) -> tuple[int, Any]:
         """(status, JSON body). An error status in `accept` is returned; any other refusal raises
         UpstreamError naming `what`."""
         retrying = Retrying(
@@ -73,7 +76,8 @@ class GitHubApi:
             reraise=True,
         )
         try:
-            return retrying(self._once, verb, path, what=what, body=body, params=params, accept=accept)
+            return retrying(self._once, verb, path, what=what, body=body, params=params, accept=accept,
+                            headers=headers)
         except RateLimited as limited:
             raise UpstreamUnavailable(
                 f"GitHub's {'primary' if limited.primary else 'secondary'} rate limit stops {what}: it asks for "
@@ -83,14 +87,16 @@ class GitHubApi:
             raise UpstreamUnavailable(f"GitHub is unavailable for {what}: {failure}", provider=PROVIDER) from None
 
     def _once(self, verb: str, path: str, *, what: str, body: Any, params: dict[str, Any] | None,
-              accept: Collection[int]) -> tuple[int, Any]:
+              accept: Collection[int], headers: dict[str, str] | None) -> tuple[int, Any]:
         if verb in WRITE_VERBS:
             self.writes += 1
         else:
             self.reads += 1
         try:
             status, response_headers, output = self._requester.requestJson(
-                verb, path, parameters=params, input=body)
+                verb, path, parameters=params, headers=headers, input=body)
+        except GithubException as error:  # raised by credential handling: a GitHub App's installation token
+            raise _refusal(error.status, what, _message(error.data)) from None
         except requests.RequestException as error:
             if verb in WRITE_VERBS:  # a write may have landed: let the run's re-run converge instead
                 raise UpstreamUnavailable(f"GitHub did not answer {what} ({type(error).__name__})",
@@ -101,7 +107,7 @@ class GitHubApi:
         if status < 400:
             return status, data
         message = _message(data)
-        if status in (403, 429) and (limited := self._rate_limit(lowered, message)) is not None:
+        if status in (403, 429) and (limited := self._rate_limit(status, lowered, message)) is not None:
             raise limited
         if status in accept:
             return status, data
@@ -109,12 +115,12 @@ class GitHubApi:
             raise Transient(f"HTTP {status}")
         raise _refusal(status, what, message)
 
-    def _rate_limit(self, headers: dict[str, str], message: str) -> RateLimited | None:
+    def _rate_limit(self, status: int, headers: dict[str, str], message: str) -> RateLimited | None:
         if "retry-after" in headers:
             return RateLimited(_seconds(headers["retry-after"]), primary=False)
         if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
             return RateLimited(max(0.0, _seconds(headers["x-ratelimit-reset"]) - self._clock()), primary=True)
-        if Requester.isRateLimitError(message.lower()):  # a secondary limit that names no wait
+        if status == 429 or Requester.isRateLimitError(message.lower()):  # a limit that names no wait
             return RateLimited(SECONDARY_LIMIT_FALLBACK_SECONDS, primary=False)
         return None
 

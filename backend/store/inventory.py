@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from backend.store.clock import utc_now
 from backend.store.database import Database
-from backend.store.models import Resource
+from backend.store.models import InventoryRevision, Resource
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,40 @@ class InventoryStore:
     ) -> None:
         now = utc_now()
         with self._db.transaction(session) as tx:
+            changed = False
             for record in records:
                 query = select(Resource).where(Resource.kind == record.kind, Resource.locator == record.locator)
                 row = tx.scalar(query)
                 if row is None:
                     row = Resource(kind=record.kind, locator=record.locator, created_at=now)
                     tx.add(row)
+                    changed = True
+                else:
+                    changed = changed or _content(row) != (record.service, record.system, record.owner,
+                                                           record.environment, record.attributes)
                 row.service, row.system, row.owner = record.service, record.system, record.owner
                 row.environment, row.attributes = record.environment, record.attributes
                 row.action_id, row.run_id, row.updated_at = action_id, run_id, now
+            if changed:  # a re-run that changed nothing keeps the catalog feed's cached body (and ETag)
+                tx.execute(update(InventoryRevision).where(InventoryRevision.id == 1)
+                           .values(value=InventoryRevision.value + 1))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every resource, for rendering the catalog: plain rows, no ORM objects (it may be 40,000 of them)."""
+        columns = (Resource.kind, Resource.locator, Resource.service, Resource.system, Resource.owner,
+                   Resource.environment, Resource.attributes)
+        with self._db.transaction() as session:
+            return [dict(row._mapping) for row in session.execute(select(*columns).order_by(Resource.id))]
+
+    def revision(self) -> int:
+        """Changes whenever the inventory does (one small read)."""
+        with self._db.transaction() as session:
+            return int(session.scalar(select(InventoryRevision.value).where(InventoryRevision.id == 1)) or 0)
+
+    def find(self, kind: str, locator: str) -> dict[str, Any] | None:
+        with self._db.transaction() as session:
+            row = session.scalar(select(Resource).where(Resource.kind == kind, Resource.locator == locator))
+            return None if row is None else resource_dict(row)
 
     def list(self, *, service: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         query = select(Resource).order_by(Resource.kind, Resource.locator)
@@ -51,6 +76,10 @@ class InventoryStore:
             query = query.where(Resource.kind == kind)
         with self._db.transaction() as session:
             return [resource_dict(row) for row in session.scalars(query)]
+
+
+def _content(row: Resource) -> tuple[Any, ...]:
+    return (row.service, row.system, row.owner, row.environment, row.attributes)
 
 
 def resource_dict(row: Resource) -> dict[str, Any]:

@@ -95,3 +95,12 @@ class Resource(Base):
     run_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[str] = mapped_column(String(32))
+
+
+class InventoryRevision(Base):
+    """One row: bumped with every inventory change (the catalog feed's cache key)."""
+
+    __tablename__ = "inventory_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(Integer)

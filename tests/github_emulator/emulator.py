@@ -39,6 +39,7 @@ TOPIC = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
 ROLES = {"pull": "read", "triage": "triage", "push": "write", "maintain": "maintain", "admin": "admin"}
 LEGACY_PERMISSION = {"read": "read", "triage": "read", "write": "write", "maintain": "write", "admin": "admin"}
 WRITE_ROLES = {"write", "maintain", "admin"}
+FREE_PLAN_MESSAGE = "Upgrade to GitHub Pro or make this repository public to enable this feature."
 CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 
 ROUTES: tuple[tuple[str, str, str], ...] = (
@@ -58,8 +59,9 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/repos/{owner}/{repo}/git/commits", "create_commit"),
     ("GET", "/repos/{owner}/{repo}/topics", "get_topics"),
     ("PUT", "/repos/{owner}/{repo}/topics", "put_topics"),
-    ("GET", "/repos/{owner}/{repo}/teams", "list_repo_teams"),
+    ("GET", "/orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}", "get_team_repo"),
     ("PUT", "/orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}", "put_team_repo"),
+    ("GET", "/repos/{owner}/{repo}/collaborators", "list_collaborators"),
     ("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission", "get_collaborator_permission"),
     ("PUT", "/repos/{owner}/{repo}/collaborators/{username}", "put_collaborator"),
     ("GET", "/repos/{owner}/{repo}/invitations", "list_invitations"),
@@ -72,9 +74,13 @@ Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]]
 
 
 class GitHubError(Exception):
-    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+    """An error answer. `undeclared`: GitHub sends it although the description does not list that status for
+    the operation; it is then checked against GitHub's basic-error shape instead."""
+
+    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None, *,
+                 undeclared: bool = False) -> None:
         super().__init__(message)
-        self.status, self.message, self.errors = status, message, errors
+        self.status, self.message, self.errors, self.undeclared = status, message, errors, undeclared
 
 
 @dataclass
@@ -142,6 +148,8 @@ class GitHubEmulator:
         self.secondary_status = 403
         self.primary_reset_at = 0.0
         self.faults: list[Fault] = []
+        self.hooks: list[tuple[str, str, Callable[[], object]]] = []
+        self.accept = ""
         self._ids = iter(range(1000, 10**9))
         self._lock = threading.RLock()
         self._map = Map([Rule(self.base_path + _werkzeug_rule(t), methods=[m], endpoint=(m, t, h))
@@ -203,6 +211,10 @@ class GitHubEmulator:
 
     def refuse(self, method: str, template: str, status: int, message: str, *, times: int = 1) -> None:
         self.faults.append(Fault(method, template, status, message, times))
+
+    def before_next(self, method: str, template: str, action: Callable[[], object]) -> None:
+        """Run `action` just before the next such request is answered (e.g. another client's write)."""
+        self.hooks.append((method, template, action))
 
     # --- inspection -----------------------------------------------------------------------------
 
@@ -279,15 +291,21 @@ class GitHubEmulator:
             return self.secondary_status, payloads.error(
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
                 status=self.secondary_status), headers, False
+        for hook_method, hook_template, hook in list(self.hooks):
+            if (hook_method, hook_template) == (method, template):
+                self.hooks.remove((hook_method, hook_template, hook))
+                hook()
         for fault in self.faults:
             if fault.times > 0 and fault.method == method and fault.template == template:
                 fault.times -= 1
                 return fault.status, payloads.error(fault.message, status=fault.status), headers, True
         try:
             data = json.loads(body) if body else {}
+            self.accept = request.headers.get("Accept", "")
             reply = getattr(self, handler)(args, data, dict(request.args), identity)
         except GitHubError as error:
-            return error.status, payloads.error(error.message, status=error.status, errors=error.errors), headers, True
+            return (error.status, payloads.error(error.message, status=error.status, errors=error.errors), headers,
+                    not error.undeclared)
         status, payload = reply[0], reply[1]
         if len(reply) == 3:
             headers.update(reply[2])  # type: ignore[misc]
@@ -564,11 +582,30 @@ class GitHubEmulator:
         repo.topics = sorted(set(body["names"]))
         return 200, {"names": list(repo.topics)}
 
-    def list_repo_teams(self, args: dict[str, str], _body: Any, _query: Any, _who: str) -> Reply:
+    def get_team_repo(self, args: dict[str, str], _body: Any, _query: Any, _who: str) -> Reply:
+        org = self.orgs.get(args["org"])
         repo = self._repo(args)
-        org = self.orgs[repo.org]
-        return 200, [payloads.team(self.api_url, self.web_url, org.login, slug, org.teams[slug], repos[repo.name])
-                     for slug, repos in sorted(org.team_repos.items()) if repo.name in repos]
+        permission = org.team_repos.get(args["team_slug"], {}).get(repo.name) if org else None
+        if permission is None:
+            raise GitHubError(404, "Not Found")
+        if "application/vnd.github.v3.repository+json" not in self.accept:
+            return 204, None
+        role = ROLES[permission]
+        body = self._repo_json(repo)
+        body["role_name"] = role
+        body["permissions"] = _permission_flags(role)
+        return 200, body
+
+    def list_collaborators(self, args: dict[str, str], _body: Any, query: dict[str, str], _who: str) -> Reply:
+        repo = self._repo(args)
+        if query.get("affiliation", "all") not in {"direct", "all", "outside"}:
+            raise GitHubError(422, "Validation Failed")
+        out = []
+        for login, role in sorted(repo.collaborators.items()):
+            user = payloads.user(self.api_url, self.web_url, login, self.users[login])
+            user.update({"role_name": role, "permissions": _permission_flags(role)})
+            out.append(user)
+        return 200, out
 
     def put_team_repo(self, args: dict[str, str], body: dict[str, Any], _query: Any, _who: str) -> Reply:
         org = self.orgs.get(args["org"])
@@ -585,9 +622,7 @@ class GitHubEmulator:
             raise GitHubError(404, f"{login} is not a user")
         role = repo.collaborators.get(login, "none")
         user = payloads.user(self.api_url, self.web_url, login, self.users[login])
-        user.update({"role_name": role, "permissions": {
-            "pull": role != "none", "triage": role in {"triage", *WRITE_ROLES}, "push": role in WRITE_ROLES,
-            "maintain": role in {"maintain", "admin"}, "admin": role == "admin"}})
+        user.update({"role_name": role, "permissions": _permission_flags(role)})
         return 200, {"permission": LEGACY_PERMISSION.get(role, "none"), "role_name": role, "user": user}
 
     def put_collaborator(self, args: dict[str, str], body: dict[str, Any], _query: Any, identity: str) -> Reply:
@@ -622,6 +657,8 @@ class GitHubEmulator:
         branch = args["branch"]
         if f"refs/heads/{branch}" not in repo.refs:
             raise GitHubError(404, "Branch not found")
+        if self.plan == "free" and repo.visibility != "public":
+            raise GitHubError(403, FREE_PLAN_MESSAGE, undeclared=True)
         if branch not in repo.protection:
             raise GitHubError(404, "Branch not protected")
         body = payloads.protection(self._urls(repo)[0], branch, repo.protection[branch])
@@ -633,7 +670,7 @@ class GitHubEmulator:
         if f"refs/heads/{branch}" not in repo.refs:
             raise GitHubError(404, "Branch not found")
         if self.plan == "free" and repo.visibility != "public":
-            raise GitHubError(403, "Upgrade to GitHub Pro or make this repository public to enable this feature.")
+            raise GitHubError(403, FREE_PLAN_MESSAGE)
         reviews = body.get("required_pull_request_reviews") or {}
         if not 0 <= int(reviews.get("required_approving_review_count", 0)) <= 6:
             raise GitHubError(422, "Invalid request.\n\nrequired_approving_review_count must be between 0 and 6.")
@@ -680,6 +717,11 @@ class GitHubEmulator:
             permission = org.team_repos.get(slug, {}).get(repo.name) if org_login == org.login else None
             return permission in {"push", "maintain", "admin"}
         return repo.collaborators.get(handle) in WRITE_ROLES
+
+
+def _permission_flags(role: str) -> dict[str, bool]:
+    return {"pull": role != "none", "triage": role in {"triage", *WRITE_ROLES}, "push": role in WRITE_ROLES,
+            "maintain": role in {"maintain", "admin"}, "admin": role == "admin"}
 
 
 def _werkzeug_rule(template: str) -> str:

@@ -173,6 +173,30 @@ def test_an_empty_repository_is_finished_with_one_commit(github: GitHubEmulator,
     assert result.settings["codeowners"] == "valid"
 
 
+def test_a_run_stopped_mid_publish_is_finished_by_the_next(github: GitHubEmulator, host: GitHubHost) -> None:
+    """E.g. a token without `workflows` permission is refused the tree; once fixed, the retry publishes."""
+    spec, files = make_spec(), skeleton_files()
+    github.refuse("POST", "/repos/{owner}/{repo}/git/trees", 403, "Resource not accessible by integration")
+    with pytest.raises(UpstreamError, match="Resource not accessible"):
+        ensure(host, spec, files)
+    assert list(github.files(GITHUB_ORG, spec.name)) == [".goldenpath.yaml"]  # only the seed
+    result, changes = ensure(host, spec, files)
+    assert (changes[0].kind, changes[0].outcome.value) == ("repository.content", "created")
+    assert github.files(GITHUB_ORG, spec.name) == files and len(github.history(GITHUB_ORG, spec.name)) == 1
+    assert result.settings["codeowners"] == "valid"
+
+
+def test_a_name_taken_between_read_and_create_is_claimed_not_failed(github: GitHubEmulator,
+                                                                     host: GitHubHost) -> None:
+    spec, files = make_spec(), skeleton_files()
+    github.before_next("POST", "/orgs/{org}/repos", lambda: github.create_repo(
+        {"org": GITHUB_ORG}, {"name": spec.name}, {}, "goldenpath-bot"))  # a concurrent run, still empty
+    result, changes = ensure(host, spec, files)
+    assert [s for _, t, s in github.log if t == "/orgs/{org}/repos"] == [422]
+    assert changes[0].kind == "repository.content" and github.files(GITHUB_ORG, spec.name) == files
+    assert result.commit_hash
+
+
 def test_git_data_on_an_empty_repository_is_409_until_seeded(github: GitHubEmulator, host: GitHubHost) -> None:
     spec = make_spec()
     github.create_repo({"org": GITHUB_ORG}, {"name": spec.name}, {}, "goldenpath-bot")
@@ -200,7 +224,8 @@ def test_refused_protection_fails_closed_with_githubs_reason(github_spec: SpecCh
             host_for(emulator).ensure_repository(make_spec(), skeleton_files(), adopt=False, dry_run=False,
                                                  on_change=changes.append)
         assert not failure.value.is_retryable
-        assert [c.kind for c in changes][-1] == "repository.protection"  # the audit shows how far it got
+        # GitHub refuses even the read of protection there; the audit shows how far the run got
+        assert [c.kind for c in changes][-1] == "repository.teams"
         assert "repository.repo" in [c.kind for c in changes]
     finally:
         emulator.stop()

@@ -1,0 +1,152 @@
+"""Backstage catalog entities from the inventory (pure data).
+
+A Component per registered service; a Resource per repository, secrets path and namespace made for it,
+the Component `dependsOn` each. Every name, tag and label obeys catalog-model's rules (names that would not
+are shortened with a digest, tags that would not are dropped); user text is only ever a YAML value, written
+by a YAML emitter, so it cannot add keys or documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+API_VERSION = "backstage.io/v1alpha1"
+PREFIX = "goldenpath.dev"
+ENTITY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+TAG = re.compile(r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$")
+MAX_NAME = 63
+SERVICE_KIND = "service"
+RESOURCE_TYPES = {"repository": "git-repository", "vault.secrets-path": "vault-secrets-path",
+                  "kubernetes.namespace": "kubernetes-namespace"}
+
+
+def entity_name(*parts: str) -> str:
+    """A valid metadata.name from `parts`: lowercased, invalid characters folded to '-', and if longer
+    than 63 characters, cut and suffixed with a digest of the whole so distinct inputs stay distinct."""
+    raw = "-".join(p for p in parts if p)
+    name = re.sub(r"[^a-z0-9._-]+", "-", raw.lower()).strip("-._") or "x"
+    if len(name) > MAX_NAME or not ENTITY_NAME.match(name):
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        name = f"{name[:MAX_NAME - 9].rstrip('-._')}-{digest}"
+    return name
+
+
+def entities(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """All entities for the inventory `rows` (dicts with kind, locator, service, system, owner, environment,
+    attributes), in a stable order: each service's Component, then its Resources."""
+    services: dict[str, dict[str, Any]] = {}
+    made_for: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["kind"] == SERVICE_KIND:
+            services[row["locator"]] = row
+        elif row["kind"] in RESOURCE_TYPES and row.get("service") and row.get("owner"):
+            made_for[row["service"]].append(row)
+    out: list[dict[str, Any]] = []
+    for name in sorted(set(services) | set(made_for)):
+        service = services.get(name)
+        cost_center = str((service or {}).get("attributes", {}).get("costCenter") or "")
+        resources = [resource_entity(row, cost_center) for row in sorted(made_for[name], key=_order)]
+        if service is not None:
+            out.append(component_entity(service, made_for[name], [r["metadata"]["name"] for r in resources]))
+        out.extend(resources)
+    return out
+
+
+def component_entity(service: dict[str, Any], resources: list[dict[str, Any]], refs: list[str]) -> dict[str, Any]:
+    attrs = service.get("attributes") or {}
+    name = service["locator"]
+    links: list[dict[str, str]] = [{"url": str(link["url"]), "title": str(link.get("title") or link["url"])}
+                                   for link in attrs.get("links") or []]
+    annotations = _plugin_annotations(name, sorted(resources, key=_order), links)
+    metadata: dict[str, Any] = {"name": name, "annotations": annotations}
+    for key in ("title", "description"):
+        if attrs.get(key):
+            metadata[key] = str(attrs[key])
+    if tags := [t for t in (str(t) for t in attrs.get("tags") or []) if TAG.match(t) and len(t) <= MAX_NAME]:
+        metadata["tags"] = tags
+    if links:
+        metadata["links"] = links
+    if labels := _labels(str(attrs.get("costCenter") or "")):
+        metadata["labels"] = labels
+    spec: dict[str, Any] = {"type": str(attrs.get("type") or "service"),
+                            "lifecycle": str(attrs.get("lifecycle") or "experimental"), "owner": service["owner"]}
+    if service.get("system"):
+        spec["system"] = service["system"]
+    if refs:
+        spec["dependsOn"] = [f"resource:default/{ref}" for ref in refs]
+    return {"apiVersion": API_VERSION, "kind": "Component", "metadata": metadata, "spec": spec}
+
+
+def _plugin_annotations(name: str, resources: list[dict[str, Any]], links: list[dict[str, str]]) -> dict[str, str]:
+    """The annotations Backstage plugins read (GitHub, source, TechDocs, Vault, Kubernetes); adds links."""
+    annotations: dict[str, str] = {f"{PREFIX}/managed-by": "goldenpath"}
+    namespaces: list[str] = []
+    for row in resources:
+        a = row.get("attributes") or {}
+        if row["kind"] == "repository":
+            if web := str(a.get("webUrl") or a.get("remoteUrl") or ""):
+                annotations["backstage.io/source-location"] = f"url:{web.rstrip('/')}/"
+                annotations["backstage.io/techdocs-ref"] = "dir:."
+                links.append({"url": web, "title": "Repository"})
+            if a.get("provider") == "github":
+                annotations["github.com/project-slug"] = row["locator"]
+        elif row["kind"] == "vault.secrets-path":
+            annotations.setdefault("vault.io/secrets-path", str(a.get("path") or ""))
+            if a.get("uiUrl"):
+                links.append({"url": str(a["uiUrl"]), "title": f"Secrets ({row.get('environment')})"})
+        elif row["kind"] == "kubernetes.namespace":
+            namespaces.append(str(a.get("namespace") or ""))
+    if namespaces:
+        annotations["backstage.io/kubernetes-id"] = name
+        if len(set(namespaces)) == 1:
+            annotations["backstage.io/kubernetes-namespace"] = namespaces[0]
+        else:
+            annotations["backstage.io/kubernetes-label-selector"] = f"{PREFIX}/service={name}"
+    return annotations
+
+
+def resource_entity(row: dict[str, Any], cost_center: str) -> dict[str, Any]:
+    kind, attrs = row["kind"], row.get("attributes") or {}
+    service, env = row["service"], row.get("environment") or ""
+    annotations = {f"{PREFIX}/locator": row["locator"], f"{PREFIX}/managed-by": "goldenpath"}
+    links: list[dict[str, str]] = []
+    if kind == "repository":
+        name, title = entity_name(service, "repository"), f"Repository {row['locator']}"
+        if web := attrs.get("webUrl") or attrs.get("remoteUrl"):
+            links.append({"url": str(web), "title": "Repository"})
+    elif kind == "vault.secrets-path":
+        name, title = entity_name(service, "secrets", env), f"Secrets {row['locator']}"
+        annotations["vault.io/secrets-path"] = str(attrs.get("path") or "")
+        if attrs.get("uiUrl"):
+            links.append({"url": str(attrs["uiUrl"]), "title": "Vault"})
+    else:
+        cluster = str(attrs.get("cluster") or "")
+        name, title = entity_name(service, "namespace", env, cluster), f"Namespace {row['locator']}"
+        annotations["backstage.io/kubernetes-namespace"] = str(attrs.get("namespace") or "")
+        annotations[f"{PREFIX}/cluster"] = cluster
+    metadata: dict[str, Any] = {"name": name, "title": title, "annotations": annotations}
+    labels = _labels(cost_center)
+    if env and ENTITY_NAME.match(env):
+        labels[f"{PREFIX}/environment"] = env
+    if labels:
+        metadata["labels"] = labels
+    if links:
+        metadata["links"] = links
+    spec: dict[str, Any] = {"type": RESOURCE_TYPES[kind], "owner": row["owner"]}
+    if row.get("system"):
+        spec["system"] = row["system"]
+    return {"apiVersion": API_VERSION, "kind": "Resource", "metadata": metadata, "spec": spec}
+
+
+def _labels(cost_center: str) -> dict[str, str]:
+    if cost_center and len(cost_center) <= MAX_NAME and ENTITY_NAME.match(cost_center):
+        return {f"{PREFIX}/cost-center": cost_center}
+    return {}
+
+
+def _order(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (row["kind"], row.get("environment") or "", row["locator"])
