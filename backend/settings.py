@@ -61,11 +61,7 @@ class VaultSettings:
     timeout_seconds: float = 10.0
 
     def resolved_token(self) -> str | None:
-        if self.token:
-            return self.token
-        if self.token_file:
-            return Path(self.token_file).read_text(encoding="utf-8").strip()
-        return None
+        return secret_from(self.token, self.token_file)
 
 
 @dataclass(frozen=True)
@@ -102,11 +98,7 @@ class GitHubSettings:
     rate_limit_budget_seconds: float = 60.0  # longest total wait for rate limits before a run answers 503
 
     def resolved_token(self) -> str | None:
-        if self.token:
-            return self.token
-        if self.token_file:
-            return Path(self.token_file).read_text(encoding="utf-8").strip()
-        return None
+        return secret_from(self.token, self.token_file)
 
     def resolved_private_key(self) -> str | None:
         return Path(self.app_private_key_file).read_text(encoding="utf-8") if self.app_private_key_file else None
@@ -130,6 +122,15 @@ class Settings:
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def secret_from(value: str | None, path: str | None) -> str | None:
+    """A secret given inline (often as ${ENV}) or as a file: the file's content without surrounding whitespace."""
+    if value:
+        return value
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
+    return None
 
 
 def load_settings(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:

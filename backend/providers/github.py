@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import requests
 import yaml
 from github import Auth, Github, GithubException, GithubIntegration
 
@@ -94,6 +95,9 @@ class GitHubHost(RepositoryHost):
                 except GithubException as error:
                     raise UpstreamError(f"GitHub App: no installation for organization {self.org} "
                                         f"(HTTP {error.status})", provider=PROVIDER) from None
+                except requests.RequestException as error:
+                    raise UpstreamUnavailable(f"GitHub did not answer the App installation lookup "
+                                              f"({type(error).__name__})", provider=PROVIDER) from None
                 self._github = Github(
                     base_url=connection.api_url.rstrip("/"), auth=auth,
                     timeout=int(connection.timeout_seconds), retry=None, lazy=True, user_agent="goldenpath",
