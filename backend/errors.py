@@ -17,9 +17,13 @@ MAX_DETAIL_CHARS = 500
 class FieldError:
     field: str
     message: str
+    rule: str | None = None  # the platform rule at fault, for policy problems
 
     def to_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+        out = {"field": self.field, "message": self.message}
+        if self.rule:
+            out["rule"] = self.rule
+        return out
 
 
 class GoldenPathError(Exception):
@@ -113,13 +117,22 @@ class PolicyViolation(GoldenPathError):
 
     def __init__(self, detail: str, *, rule: str, field: str | None = None) -> None:
         super().__init__(detail)
-        self.rule = rule
-        self.field = field
+        self.rule, self.field = rule, field
+        self.errors = [FieldError(field, self.detail, rule)] if field else []
+
+    @classmethod
+    def of(cls, problems: list[FieldError]) -> PolicyViolation:
+        """Every problem at once; `rule` is the first one's, each error names its own field and rule."""
+        count = f"{len(problems)} problems: " if len(problems) > 1 else ""
+        summary = "; ".join(f"{p.field}: {p.message}" for p in problems[:5])
+        error = cls(count + summary, rule=problems[0].rule or "policy", field=problems[0].field)
+        error.errors = list(problems)
+        return error
 
     def extensions(self) -> dict[str, Any]:
         ext: dict[str, Any] = {"rule": self.rule}
-        if self.field:
-            ext["errors"] = [FieldError(self.field, self.detail).to_dict()]
+        if self.errors:
+            ext["errors"] = [e.to_dict() for e in self.errors]
         return ext
 
 

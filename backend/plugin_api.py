@@ -6,7 +6,7 @@ Actions import this module (and marshmallow) only; import-linter enforces it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from backend.errors import (
 from backend.guardrails import TenantSpec, object_name, render
 from backend.kube_settings import KubernetesSettings
 from backend.naming import DNS_LABEL, ENTITY_REF, LABEL_VALUE, SECRET_KEY, Naming, entity_name, is_dns_label
+from backend.policy import Policy
 from backend.providers.changes import Change, Outcome
 from backend.providers.clusters import ClusterTarget, TenantResult
 from backend.providers.manifests import validate as validate_manifests
@@ -56,6 +57,7 @@ __all__ = [
     "Naming",
     "NotFoundError",
     "Outcome",
+    "Policy",
     "PolicyViolation",
     "Protection",
     "Providers",
@@ -223,19 +225,26 @@ class ActionContext:
     requester: Requester
     log: RunLogger
     providers: Providers
-    naming: Naming
-    environments: tuple[str, ...]
+    policy: Policy
     secrets: Mapping[str, str] = field(default_factory=dict)
     template_ref: str | None = None
     changes: list[Change] = field(default_factory=list)
     resources: list[ResourceRecord] = field(default_factory=list)
 
-    def check_environments(self) -> None:
-        """Every requested environment must be one the platform allows (rule `allowed-environments`)."""
-        for index, env in enumerate(self.input["environments"]):
-            if env not in self.environments:
-                raise PolicyViolation(f"environment {env!r} is not one of {', '.join(self.environments)}",
-                                      rule="allowed-environments", field=f"environments.{index}")
+    @property
+    def naming(self) -> Naming:
+        return self.policy.naming
+
+    def check_service_policy(self, extra: Iterable[FieldError] = ()) -> None:
+        """The platform's rules for the ServiceInput fields (naming, environments, cost center) and the
+        action's `extra` problems: one PolicyViolation naming every problem, before anything is written."""
+        data, policy = self.input, self.policy
+        policy.enforce([
+            *policy.service_problems(data["service"], system=data["system"]),
+            *policy.environment_problems(data["environments"], service=data["service"], system=data["system"]),
+            *policy.cost_center_problems(data["costCenter"]),
+            *extra,
+        ])
 
     def add_resource(self, resource: ResourceRecord) -> None:
         """Put a resource in the inventory when the run succeeds (not in a dry-run)."""

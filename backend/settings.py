@@ -69,6 +69,10 @@ class PolicySettings:
     environments: tuple[str, ...] = ("dev", "staging", "prod")
     namespace_pattern: str = "{service}-{environment}"
     service_account_pattern: str = "{service}"
+    service_pattern: str | None = None  # a regular expression service names must match, besides a DNS label
+    reserved_names: tuple[str, ...] = ("backstage", "default", "goldenpath", "kubernetes", "vault")
+    cost_center_pattern: str | None = None
+    visibilities: tuple[str, ...] = ("private", "internal")  # repository visibilities teams may ask for
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,9 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         auth["backstage_plugins"] = tuple(_as_list(auth["backstage_plugins"]))
     auth = _coerce(AuthSettings, auth)
     policy = dict(raw.get("policy") or {})
-    if "environments" in policy:
-        policy["environments"] = tuple(_as_list(policy["environments"]))
+    for key in ("environments", "reserved_names", "visibilities"):
+        if key in policy:
+            policy[key] = tuple(_as_list(policy[key]))
     return Settings(
         host=str(server.get("host", Settings.host)),
         port=int(server.get("port", Settings.port)),

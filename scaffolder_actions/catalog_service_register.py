@@ -79,6 +79,7 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     if inventory is None:
         raise UpstreamUnavailable("no inventory is configured", provider="inventory")
     data = ctx.input
+    ctx.check_service_policy()
     name, owner = data["service"], data["owner"]
     existing = inventory.find(KIND, name)
     if existing is not None and existing["owner"] != owner:

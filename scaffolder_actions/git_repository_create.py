@@ -115,6 +115,8 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     if host is None:
         raise UpstreamUnavailable("no repository provider is configured", provider="repositories")
     data, org = ctx.input, ctx.providers.repository_org
+    ctx.policy.enforce([*ctx.policy.service_problems(data["name"], system=data["system"], field="name"),
+                        *ctx.policy.visibility_problems(data["visibility"])])
     skeleton = load_skeleton(Path(ctx.providers.skeletons_dir), data.get("skeleton") or ctx.providers.default_skeleton)
     team = entity_name(data["owner"])
     values = {**data["values"], "name": data["name"], "description": data["description"], "owner": data["owner"],

@@ -19,7 +19,6 @@ from backend.plugin_api import (
     ActionContext,
     Change,
     Example,
-    InputError,
     Outcome,
     PolicyViolation,
     ResourceRecord,
@@ -27,7 +26,6 @@ from backend.plugin_api import (
     TenantSpec,
     dns_label,
     entity_name,
-    is_dns_label,
     render,
     validate_manifests,
     yaml_documents,
@@ -72,7 +70,7 @@ EXAMPLES = (
 
 
 def run(ctx: ActionContext) -> dict[str, Any]:
-    ctx.check_environments()
+    ctx.check_service_policy(ctx.policy.tier_problems(ctx.input["tier"]))
     plans = [plan for index, env in enumerate(ctx.input["environments"]) for plan in _plans(ctx, env, index)]
     for _, _, manifests in plans:  # fail closed: everything validates before anything is written
         validate_manifests(manifests, ctx.providers.kubernetes.version)
@@ -86,13 +84,8 @@ def _plans(ctx: ActionContext, env: str, index: int) -> list[tuple[str, str, lis
     if not clusters:
         raise PolicyViolation(f"no cluster serves environment {env!r}", rule="environment-clusters",
                               field=f"environments.{index}")
-    tier = k8s.tiers.get(data["tier"])
-    if tier is None:
-        raise PolicyViolation(f"tier {data['tier']!r} is not one of {', '.join(k8s.tiers)}", rule="allowed-tiers",
-                              field="tier")
+    tier = k8s.tiers[data["tier"]]
     namespace = ctx.naming.namespace(service=data["service"], system=data["system"], environment=env)
-    if not is_dns_label(namespace):
-        raise InputError.for_field("service", f"makes the namespace {namespace!r}, which is not a DNS label")
     spec = TenantSpec(
         service=data["service"], system=data["system"], owner_ref=data["owner"],
         owner_group=entity_name(data["owner"]), environment=env, cost_center=data["costCenter"],

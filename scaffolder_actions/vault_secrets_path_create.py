@@ -93,7 +93,7 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     store, vault = ctx.providers.require_secrets()
     data = ctx.input
     service, system, owner = data["service"], data["system"], data["owner"]
-    ctx.check_environments()
+    ctx.check_service_policy()
     ctx.record(store.ensure_kv_mount(vault.kv_mount, create=vault.create_kv_mount, dry_run=ctx.dry_run))
     if vault.kubernetes_auth_mount:
         ctx.record(store.ensure_auth_method(

@@ -63,3 +63,12 @@ def test_the_example_configuration_loads() -> None:
     settings = load_settings(str(example), env)
     assert settings.repositories.provider == "github" and settings.github.resolved_token() == "ghp_example_0123456789"
     assert settings.kubernetes.clusters
+
+
+def test_policy_rules_from_env_overrides() -> None:
+    settings = load_settings(None, {"GOLDENPATH_POLICY__RESERVED_NAMES": "admin, root",
+                                    "GOLDENPATH_POLICY__VISIBILITIES": "private",
+                                    "GOLDENPATH_POLICY__COST_CENTER_PATTERN": "cc-[0-9]+"})
+    assert settings.policy.reserved_names == ("admin", "root")
+    assert settings.policy.visibilities == ("private",)
+    assert settings.policy.cost_center_pattern == "cc-[0-9]+"

@@ -35,3 +35,8 @@ class ClusterTarget(ABC):
         """Converge every manifest (the Namespace first). Raises ConflictError for a foreign namespace.
         `on_change` hears of each change as soon as it is in force, so a failure half-way still leaves
         evidence of what was done."""
+
+    @abstractmethod
+    def check_namespace(self, namespace: str, *, owner_ref: str) -> bool:
+        """Read only: whether the namespace exists and is ours to converge (False: free). A namespace another
+        team owns, or that Golden Path does not manage, is a ConflictError, as in ensure_tenant."""

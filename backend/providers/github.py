@@ -139,46 +139,39 @@ class GitHubHost(RepositoryHost):
         return RepositoryResult(remote_url=str(repo["clone_url"]), contents_url=contents_url,
                                 commit_hash=commit, settings=settings, writes=api.writes)
 
+    def check_repository(self, org: str, name: str, *, owner_team: str) -> bool:
+        ownership = _Ownership(self.api(), org=org, name=name, owner_team=owner_team)
+        ownership.require_team()
+        repo = ownership.read_repository()
+        if repo is None:
+            return False
+        ownership.claim(repo, adopt=False)
+        return True
+
     def _planned(self, spec: RepositorySpec, api: GitHubApi) -> RepositoryResult:
         html_url = f"{self.web_url}/{spec.org}/{spec.name}"
         return RepositoryResult(remote_url=f"{html_url}.git", contents_url=f"{html_url}/blob/{spec.default_branch}",
                                 commit_hash="", settings=_wanted_report(spec), writes=api.writes)
 
 
-class _Run:
-    """One ensure_repository call: the spec, the API view and the change callback it reports to."""
+class _Ownership:
+    """Reads about one repository: does the owning team exist, does the repository, and is it ours."""
 
-    def __init__(self, api: GitHubApi, spec: RepositorySpec, on_change: Callable[[Change], object], *,
-                 dry_run: bool) -> None:
-        self.api, self.spec, self.on_change, self.dry_run = api, spec, on_change, dry_run
-        self.locator = f"{spec.org}/{spec.name}"
-        self.base = f"/repos/{quote(spec.org)}/{quote(spec.name)}"
+    def __init__(self, api: GitHubApi, *, org: str, name: str, owner_team: str) -> None:
+        self.api, self.org, self.owner_team = api, org, owner_team
+        self.locator = f"{org}/{name}"
+        self.base = f"/repos/{quote(org)}/{quote(name)}"
 
     def require_team(self) -> None:
-        spec = self.spec
-        team = self.api.get(f"/orgs/{quote(spec.org)}/teams/{quote(spec.owner_team)}",
-                            what=f"read team {spec.owner_team}", missing_ok=True)
+        team = self.api.get(f"/orgs/{quote(self.org)}/teams/{quote(self.owner_team)}",
+                            what=f"read team {self.owner_team}", missing_ok=True)
         if team is None:
-            raise PolicyViolation(f"team {spec.owner_team!r} does not exist in the GitHub organization {spec.org}",
+            raise PolicyViolation(f"team {self.owner_team!r} does not exist in the GitHub organization {self.org}",
                                   rule="owner-team-exists", field="owner")
 
     def read_repository(self) -> dict[str, Any] | None:
         repo: dict[str, Any] | None = self.api.get(self.base, what=f"read repository {self.locator}", missing_ok=True)
         return repo
-
-    def create_repository(self) -> dict[str, Any] | None:
-        """The new repository, or None when the name was taken in the meantime (GitHub answers 422)."""
-        spec = self.spec
-        body = {"name": spec.name, "description": spec.description, "visibility": spec.visibility,
-                "auto_init": False, "has_wiki": False, "delete_branch_on_merge": True}
-        status, repo = self.api.call("POST", f"/orgs/{quote(spec.org)}/repos", body=body, accept=(422,),
-                                     what=f"create repository {self.locator}")
-        if status == 422:
-            if any(e.get("field") == "name" for e in repo.get("errors") or [] if isinstance(e, dict)):
-                return None
-            raise UpstreamError(f"GitHub refused to create repository {self.locator} (HTTP 422): "
-                                f"{_show(repo.get('errors') or repo.get('message'))}", provider=PROVIDER)
-        return dict(repo)
 
     def claim(self, repo: dict[str, Any], *, adopt: bool) -> bool:
         """May this run manage `repo`? Returns whether its content still has to be published."""
@@ -194,7 +187,7 @@ class _Run:
                                 "set adopt: true to apply settings only")
         marker = _parse_marker(found)
         team = str(marker.get("team") or "")
-        if team and team != self.spec.owner_team and not adopt:
+        if team and team != self.owner_team and not adopt:
             raise ConflictError(f"repository {self.locator} is owned by team {team}", owner=team)
         return bool(marker.get("publishing"))  # only the seed commit is there: a run stopped mid-publish
 
@@ -202,6 +195,29 @@ class _Run:
         status, _ = self.api.call("GET", f"{self.base}/git/ref/heads/{quote(branch)}",
                                   what=f"read branch {branch} of {self.locator}", accept=(404, 409))
         return status == 409  # GitHub: "Git Repository is empty."
+
+
+class _Run(_Ownership):
+    """One ensure_repository call: the spec, the API view and the change callback it reports to."""
+
+    def __init__(self, api: GitHubApi, spec: RepositorySpec, on_change: Callable[[Change], object], *,
+                 dry_run: bool) -> None:
+        super().__init__(api, org=spec.org, name=spec.name, owner_team=spec.owner_team)
+        self.spec, self.on_change, self.dry_run = spec, on_change, dry_run
+
+    def create_repository(self) -> dict[str, Any] | None:
+        """The new repository, or None when the name was taken in the meantime (GitHub answers 422)."""
+        spec = self.spec
+        body = {"name": spec.name, "description": spec.description, "visibility": spec.visibility,
+                "auto_init": False, "has_wiki": False, "delete_branch_on_merge": True}
+        status, repo = self.api.call("POST", f"/orgs/{quote(spec.org)}/repos", body=body, accept=(422,),
+                                     what=f"create repository {self.locator}")
+        if status == 422:
+            if any(e.get("field") == "name" for e in repo.get("errors") or [] if isinstance(e, dict)):
+                return None
+            raise UpstreamError(f"GitHub refused to create repository {self.locator} (HTTP 422): "
+                                f"{_show(repo.get('errors') or repo.get('message'))}", provider=PROVIDER)
+        return dict(repo)
 
     def publish(self, files: dict[str, bytes]) -> str:
         spec, base = self.spec, self.base

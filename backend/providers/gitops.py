@@ -64,6 +64,14 @@ class GitOpsCluster(ClusterTarget):
                 on_change(change)
             return TenantResult(changes=changes, diff=diff, commit=commit, writes=1 if commit else 0)
 
+    def check_namespace(self, namespace: str, *, owner_ref: str) -> bool:
+        manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        with self._exclusive():
+            self._sync()
+            current = _load(self.workdir / "clusters" / self.name / "namespaces" / namespace / file_name(manifest))
+        check_namespace_owner(current, owner_ref=owner_ref, cluster=self.name)
+        return current is not None
+
     def _plan(self, folder: Path, manifest: dict[str, Any]) -> tuple[Change, Path, tuple[str, str]]:
         path = folder / file_name(manifest)
         before_text = _read(self.workdir / path)

@@ -77,6 +77,11 @@ class KubernetesCluster(ClusterTarget):
                 diffs.append(diff)
         return TenantResult(changes=changes, diff="".join(diffs), writes=writes)
 
+    def check_namespace(self, namespace: str, *, owner_ref: str) -> bool:
+        current = self._read({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        check_namespace_owner(current, owner_ref=owner_ref, cluster=self.name)
+        return current is not None
+
     def _converge(
         self, manifest: dict[str, Any], current: dict[str, Any] | None, *, dry_run: bool
     ) -> tuple[Change, str, int]:

@@ -40,7 +40,7 @@ class LocalGitHost(RepositoryHost):
         with self._lock:
             exists = path.exists()
             if exists:
-                self._refuse_foreign(path, spec, adopt=adopt)
+                self._refuse_foreign(path, org=spec.org, name=spec.name, owner_team=spec.owner_team, adopt=adopt)
             elif not dry_run:
                 self._create(path, spec, files)
                 writes += 1
@@ -60,6 +60,13 @@ class LocalGitHost(RepositoryHost):
                                 contents_url=f"{self.base_url}/git/{spec.org}/{spec.name}.git",
                                 commit_hash=commit, settings=settings, writes=writes)
 
+    def check_repository(self, org: str, name: str, *, owner_team: str) -> bool:
+        path = self.root / org / f"{name}.git"
+        if not path.exists():
+            return False
+        self._refuse_foreign(path, org=org, name=name, owner_team=owner_team, adopt=False)
+        return True
+
     def _create(self, path: Path, spec: RepositorySpec, files: dict[str, bytes]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._git(path.parent, "init", "--bare", "--quiet", f"--initial-branch={spec.default_branch}", path.name,
@@ -69,16 +76,16 @@ class LocalGitHost(RepositoryHost):
         (path / "description").write_text(spec.description + "\n", encoding="utf-8")
         self._git(path, "fast-import", "--quiet", stdin=_fast_import_stream(spec, files))
 
-    def _refuse_foreign(self, path: Path, spec: RepositorySpec, *, adopt: bool) -> None:
+    def _refuse_foreign(self, path: Path, *, org: str, name: str, owner_team: str, adopt: bool) -> None:
         current = self._settings(path)
         if adopt:
             return
         if current.get("goldenpath.managed") != "true":
-            raise ConflictError(f"repository {spec.org}/{spec.name} exists and was not created by Golden Path; "
+            raise ConflictError(f"repository {org}/{name} exists and was not created by Golden Path; "
                                 "set adopt: true to apply settings only")
         owner = current.get("goldenpath.owner-team")  # git lowercases config keys on read
-        if owner and owner != spec.owner_team:
-            raise ConflictError(f"repository {spec.org}/{spec.name} is owned by team {owner}", owner=owner)
+        if owner and owner != owner_team:
+            raise ConflictError(f"repository {org}/{name} is owned by team {owner}", owner=owner)
 
     def _differing_settings(self, path: Path, spec: RepositorySpec) -> dict[str, str]:
         current = self._settings(path)

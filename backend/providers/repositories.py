@@ -57,3 +57,8 @@ class RepositoryHost(ABC):
         """Create the repository with `files` as one commit, or converge its settings if it is ours.
         Another team's repository, or content we did not create, is a ConflictError unless `adopt`
         (then only the settings are applied). After applying, report the settings read back."""
+
+    @abstractmethod
+    def check_repository(self, org: str, name: str, *, owner_team: str) -> bool:
+        """Read only: whether the repository exists and is ours to converge (False: the name is free). Another
+        team's repository, or one Golden Path did not create, is a ConflictError, as in ensure_repository."""

@@ -51,6 +51,11 @@ class SecretsStore(ABC):
     def ensure_secret_path(self, spec: SecretPathSpec, *, dry_run: bool) -> Change: ...
 
     @abstractmethod
+    def check_secret_path(self, mount: str, path: str, *, owner: str) -> bool:
+        """Read only: whether the path exists and is ours to converge (False: free). A path another team owns,
+        or that Golden Path did not make, is a ConflictError, as in ensure_secret_path."""
+
+    @abstractmethod
     def ensure_policy(self, name: str, hcl: str, *, dry_run: bool) -> Change: ...
 
     @abstractmethod

@@ -60,7 +60,7 @@ class HvacSecretsStore(SecretsStore):
     @_transient
     def ensure_secret_path(self, spec: SecretPathSpec, *, dry_run: bool) -> Change:
         locator = f"{spec.mount}/{spec.path}"
-        metadata = self._read_metadata(spec)
+        metadata = self._read_metadata(spec.mount, spec.path)
         wanted_meta = {**spec.custom_metadata, MANAGED_BY[0]: MANAGED_BY[1]}
         changed: list[str] = []
         if metadata is None:
@@ -70,7 +70,8 @@ class HvacSecretsStore(SecretsStore):
             present_keys: set[str] = set()
             current_version = 0
         else:
-            _refuse_foreign_owner(spec, metadata, locator)
+            _refuse_foreign_owner(metadata, locator, wanted=spec.custom_metadata.get(spec.owner_key),
+                                  owner_key=spec.owner_key)
             current_meta = metadata.get("custom_metadata") or {}
             if any(current_meta.get(k) != v for k, v in wanted_meta.items()) or (
                 metadata.get("max_versions") != spec.max_versions
@@ -157,12 +158,18 @@ class HvacSecretsStore(SecretsStore):
         if isinstance(health, dict) and health.get("sealed"):
             raise UpstreamUnavailable("Vault is sealed", provider=PROVIDER)
 
-    def _read_metadata(self, spec: SecretPathSpec) -> dict[str, Any] | None:
-        with _vault_call(f"read metadata of {spec.mount}/{spec.path}"):
+    @_transient
+    def check_secret_path(self, mount: str, path: str, *, owner: str) -> bool:
+        metadata = self._read_metadata(mount, path)
+        if metadata is None:
+            return False
+        _refuse_foreign_owner(metadata, f"{mount}/{path}", wanted=owner, owner_key=SecretPathSpec.owner_key)
+        return True
+
+    def _read_metadata(self, mount: str, path: str) -> dict[str, Any] | None:
+        with _vault_call(f"read metadata of {mount}/{path}"):
             try:
-                data: dict[str, Any] = self._client.secrets.kv.v2.read_secret_metadata(
-                    spec.path, mount_point=spec.mount
-                )["data"]
+                data: dict[str, Any] = self._client.secrets.kv.v2.read_secret_metadata(path, mount_point=mount)["data"]
             except hvac.exceptions.InvalidPath:
                 return None
         return data
@@ -197,10 +204,9 @@ class HvacSecretsStore(SecretsStore):
                 kv.patch(spec.path, secret=values, mount_point=spec.mount)
 
 
-def _refuse_foreign_owner(spec: SecretPathSpec, metadata: dict[str, Any], locator: str) -> None:
+def _refuse_foreign_owner(metadata: dict[str, Any], locator: str, *, wanted: str | None, owner_key: str) -> None:
     current = metadata.get("custom_metadata") or {}
-    owner = current.get(spec.owner_key)
-    wanted = spec.custom_metadata.get(spec.owner_key)
+    owner = current.get(owner_key)
     if current.get(MANAGED_BY[0]) != MANAGED_BY[1] and int(metadata.get("current_version") or 0) > 0:
         raise ConflictError(
             f"secrets path {locator} already exists and is not managed by Golden Path"

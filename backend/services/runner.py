@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError
 
 from backend.errors import ConflictError, FieldError, GoldenPathError, InputError, RunFailedError, UpstreamError
 from backend.naming import Naming
-from backend.plugin_api import Action, ActionContext, Providers, Requester, RunLogger
+from backend.plugin_api import Action, ActionContext, Policy, Providers, Requester, RunLogger
 from backend.redaction import MASK, Redactor
 from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
@@ -58,8 +58,7 @@ class Runner:
         redactor: Redactor, metrics: Metrics,
     ) -> None:
         self._registry, self._stores, self._providers = registry, stores, providers
-        self._naming = Naming(settings.policy.namespace_pattern, settings.policy.service_account_pattern)
-        self._environments = settings.policy.environments
+        self._policy = policy_from(settings)
         self._redactor, self._metrics = redactor, metrics
 
     def run(self, request: RunRequest) -> dict[str, Any]:
@@ -118,8 +117,8 @@ class Runner:
     ) -> dict[str, Any]:
         ctx = ActionContext(
             input=data, dry_run=request.dry_run, run_id=new.id, requester=request.requester,
-            log=RunLogger(redactor, new.id), providers=self._providers, naming=self._naming,
-            environments=self._environments, secrets=dict(request.secrets),
+            log=RunLogger(redactor, new.id), providers=self._providers, policy=self._policy,
+            secrets=dict(request.secrets),
             template_ref=request.context.get("templateRef"),
         )
         started = time.perf_counter()
@@ -168,6 +167,16 @@ class Runner:
         if isinstance(error, UpstreamError):
             self._metrics.upstream_errors.labels(error.provider, str(error.is_retryable).lower()).inc()
         return record
+
+
+def policy_from(settings: Settings) -> Policy:
+    rules = settings.policy
+    return Policy(
+        environments=rules.environments, tiers=tuple(settings.kubernetes.tiers),
+        naming=Naming(rules.namespace_pattern, rules.service_account_pattern), service_pattern=rules.service_pattern,
+        reserved_names=rules.reserved_names, cost_center_pattern=rules.cost_center_pattern,
+        visibilities=rules.visibilities,
+    )
 
 
 def load_input(schema: type[Schema], raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,15 @@ class FakeSecretsStore(SecretsStore):
             self.paths[locator] = (dict(spec.custom_metadata), set(spec.keys) | (current[1] if current else set()))
         return Change("vault.secret-path", locator, Outcome.UPDATED if current else Outcome.CREATED)
 
+    def check_secret_path(self, mount: str, path: str, *, owner: str) -> bool:
+        if self.down:
+            raise UpstreamUnavailable("fake vault is down", provider="vault")
+        current = self.paths.get(f"{mount}/{path}")
+        if current and current[0].get("owner") != owner:
+            raise ConflictError(f"secrets path {mount}/{path} is owned by {current[0]['owner']}",
+                                owner=current[0]["owner"])
+        return current is not None
+
     def ensure_policy(self, name: str, hcl: str, *, dry_run: bool) -> Change:
         if self.policies.get(name) == hcl:
             return Change("vault.policy", name, Outcome.UNCHANGED)

@@ -14,35 +14,16 @@ from starlette.testclient import TestClient
 
 from backend.catalog import entity_name
 from tests.catalog_rules import problems
-from tests.conftest import API_TOKEN, VAULT_ACTION, unique
+from tests.conftest import API_TOKEN, unique
+from tests.scaffolder_actions.provisioning import EVIL, REGISTER, provision
 
 FEED = "/api/v1/catalog/entities.yaml"
-REGISTER = "/api/v1/actions/goldenpath:catalog:service:register/runs"
-EVIL = 'Pays "things"\n---\napiVersion: backstage.io/v1alpha1\nkind: Evil\n# {{ not a template }}: x'
 
 
 @pytest.fixture
 def client(make_app: Callable[..., Any]) -> TestClient:
     app, _ = make_app(repositories={"org": "acme"})
     return app.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
-
-
-def provision(client: TestClient, service: str, **extra: Any) -> dict[str, Any]:
-    common = {"service": service, "system": "payments", "owner": "group:default/team-payments",
-              "costCenter": "cc-1234", "environments": ["dev", "prod"]}
-    for path, body in [
-        ("goldenpath:git:repository:create", {"name": service, "description": "Payments",
-                                              "owner": common["owner"], "system": "payments"}),
-        (VAULT_ACTION, {**common, "secretKeys": ["DATABASE_PASSWORD"]}),
-        ("goldenpath:kubernetes:namespace:create", {**common, "tier": "small"}),
-    ]:
-        answer = client.post(f"/api/v1/actions/{path}/runs", json={"input": body})
-        assert answer.status_code == 201, answer.text
-    registered = client.post(REGISTER, json={"input": {
-        **common, "description": EVIL, "lifecycle": "production", "tags": ["python", "payments"],
-        "links": [{"url": "https://runbooks.example.com/payments", "title": "Runbook"}], **extra}})
-    assert registered.status_code == 201, registered.text
-    return dict(registered.json())
 
 
 def feed(client: TestClient, **headers: str) -> Any:
@@ -137,3 +118,15 @@ def test_entity_names_stay_valid_and_distinct() -> None:
     names = {entity_name(long_a, "namespace", "prod", "eu"), entity_name(long_b, "namespace", "prod", "eu")}
     assert len(names) == 2 and all(len(n) <= 63 for n in names)
     assert entity_name("svc", "secrets", "dev") == "svc-secrets-dev"
+
+
+def test_registration_follows_the_platform_cost_center_format(make_app: Callable[..., Any]) -> None:
+    app, _ = make_app(policy={"cost_center_pattern": r"cc-[0-9]{4}"})
+    client = app.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
+    body = {"service": unique("svc"), "system": "payments", "owner": "group:default/team-payments",
+            "costCenter": "marketing", "description": "x"}
+    refused = client.post(REGISTER, json={"input": body})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"] == [{"field": "costCenter", "rule": "cost-center-format",
+                                         "message": "must match the platform's cost-center format cc-[0-9]{4}"}]
+    assert client.post(REGISTER, json={"input": {**body, "costCenter": "cc-0042"}}).status_code == 201

@@ -144,3 +144,18 @@ def test_bad_input_names_the_field(served: tuple[TestClient, str, Path], overrid
     response = client.post(RUNS, json={"input": repo_input(**overrides)})
     assert response.status_code == 400, response.text
     assert any(e["field"].startswith(field) for e in response.json()["errors"]), response.json()
+
+
+@pytest.mark.parametrize(("overrides", "field", "rule"), [
+    ({"visibility": "public"}, "visibility", "allowed-visibilities"),
+    ({"name": "goldenpath"}, "name", "reserved-names"),
+])
+def test_platform_rules_are_enforced_before_anything_is_created(
+    served: tuple[TestClient, str, Path], overrides: dict[str, Any], field: str, rule: str,
+) -> None:
+    client, _, tmp = served
+    data = repo_input(**overrides)
+    response = client.post(RUNS, json={"input": data})
+    assert response.status_code == 422, response.text
+    assert [(e["field"], e["rule"]) for e in response.json()["errors"]] == [(field, rule)]
+    assert not (tmp / "git" / "acme" / f"{data['name']}.git").exists()

@@ -71,7 +71,9 @@ def test_an_environment_outside_policy_is_422_naming_the_rule_and_field(client: 
     assert response.status_code == 422
     problem = response.json()
     assert problem["rule"] == "allowed-environments"
-    assert problem["errors"] == [{"field": "environments.1", "message": problem["detail"]}]
+    assert problem["errors"] == [{"field": "environments.1", "rule": "allowed-environments",
+                                  "message": "environment 'qa' is not one of dev, staging, prod"}]
+    assert problem["detail"] == "environments.1: environment 'qa' is not one of dev, staging, prod"
 
 
 def test_run_record_and_audit_trail_tell_who_asked_for_what(client: TestClient) -> None:

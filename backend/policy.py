@@ -1,0 +1,79 @@
+"""The platform's rules for a golden-path request, from configuration: naming, environments, tiers, cost
+centers and repository visibility.
+
+Each check returns every problem it finds (field, rule, message) instead of stopping at the first, so the
+`plan` action can answer with all of them at once; each provisioning action enforces the rules that concern it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from backend.errors import FieldError, PolicyViolation
+from backend.naming import DNS_LABEL_MAX, Naming, is_dns_label
+
+
+@dataclass(frozen=True)
+class Policy:
+    environments: tuple[str, ...] = ("dev", "staging", "prod")
+    tiers: tuple[str, ...] = ("small", "medium", "large")
+    naming: Naming = field(default_factory=Naming)
+    service_pattern: str | None = None  # a regular expression service names must match (besides DNS label)
+    reserved_names: tuple[str, ...] = ()
+    cost_center_pattern: str | None = None
+    visibilities: tuple[str, ...] = ("private", "internal")
+
+    def enforce(self, problems: Iterable[FieldError]) -> None:
+        """Raise one PolicyViolation naming every problem, if there is any."""
+        found = list(problems)
+        if found:
+            raise PolicyViolation.of(found)
+
+    def service_problems(self, service: str, *, system: str, field: str = "service") -> list[FieldError]:
+        problems: list[FieldError] = []
+        if service in self.reserved_names:
+            problems.append(FieldError(field, f"{service!r} is reserved by the platform", "reserved-names"))
+        if self.service_pattern and not re.fullmatch(self.service_pattern, service):
+            problems.append(FieldError(field, f"must match the platform's naming rule {self.service_pattern}",
+                                       "service-naming"))
+        account = self.naming.service_account(service=service, system=system)
+        if not is_dns_label(account):
+            problems.append(FieldError(field, f"makes the service account {account!r}, which is not a DNS label "
+                                              f"of at most {DNS_LABEL_MAX} characters", "derived-names"))
+        return problems
+
+    def environment_problems(
+        self, environments: Iterable[str], *, service: str, system: str, field: str = "environments",
+    ) -> list[FieldError]:
+        problems: list[FieldError] = []
+        for index, env in enumerate(environments):
+            if env not in self.environments:
+                problems.append(FieldError(f"{field}.{index}", f"environment {env!r} is not one of "
+                                           f"{', '.join(self.environments)}", "allowed-environments"))
+                continue
+            namespace = self.naming.namespace(service=service, system=system, environment=env)
+            if not is_dns_label(namespace):  # the service name is what to change
+                problems.append(FieldError("service", f"makes the namespace {namespace!r} in {env}, which is not "
+                                           f"a DNS label of at most {DNS_LABEL_MAX} characters", "derived-names"))
+        return problems
+
+    def tier_problems(self, tier: str, *, field: str = "tier") -> list[FieldError]:
+        if tier in self.tiers:
+            return []
+        return [FieldError(field, f"tier {tier!r} is not one of {', '.join(self.tiers)}", "allowed-tiers")]
+
+    def cost_center_problems(self, cost_center: str, *, field: str = "costCenter") -> list[FieldError]:
+        if not cost_center:
+            return [FieldError(field, "a cost center is required", "cost-center-required")]
+        if self.cost_center_pattern and not re.fullmatch(self.cost_center_pattern, cost_center):
+            return [FieldError(field, f"must match the platform's cost-center format {self.cost_center_pattern}",
+                               "cost-center-format")]
+        return []
+
+    def visibility_problems(self, visibility: str, *, field: str = "visibility") -> list[FieldError]:
+        if visibility in self.visibilities:
+            return []
+        return [FieldError(field, f"visibility {visibility!r} is not one of {', '.join(self.visibilities)}",
+                           "allowed-visibilities")]
