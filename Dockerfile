@@ -20,4 +20,5 @@ EXPOSE 7070
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
   CMD python -c "import os,urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/api/v1/healthz', timeout=2)"
 # Configuration comes from GOLDENPATH_CONFIG / env (VAULT_ADDR, GOLDENPATH_DATABASE_URL, GOLDENPATH_TOKEN, ...).
-CMD ["sh", "-c", "exec uvicorn --factory backend.app:app_from_env --host 0.0.0.0 --port ${PORT} --workers 2 --no-access-log"]
+# --http: uvicorn's h11 protocol with our reason phrases, so Backstage's task log shows Golden Path's message.
+CMD ["sh", "-c", "exec uvicorn --factory backend.app:app_from_env --http backend.api.reason_phrase:ReasonPhraseH11Protocol --host 0.0.0.0 --port ${PORT} --workers 2 --no-access-log"]

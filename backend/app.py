@@ -15,10 +15,12 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from backend.api.git_http import read_only_git_app
 from backend.api.limits import BodyLimitMiddleware, ControlCharacterPathMiddleware
 from backend.api.problems import HANDLERS
+from backend.api.reason_phrase import ReasonPhraseMiddleware
 from backend.api.security import bearer_handler_for
 from backend.api.validation import VALIDATOR_MAP
 from backend.errors import GoldenPathError
 from backend.plugin_api import Providers, VaultOptions
+from backend.providers.backstage import BackstageCatalog
 from backend.providers.clusters import ClusterTarget
 from backend.providers.github import GitHubConnection, GitHubHost
 from backend.providers.gitops import GitOpsCluster
@@ -30,6 +32,7 @@ from backend.providers.vault import HvacSecretsStore
 from backend.redaction import Redactor
 from backend.services.auth import Authenticator
 from backend.services.catalog_feed import CatalogFeed
+from backend.services.catalog_refresh import CatalogRefresher
 from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
 from backend.services.runner import Runner, Stores
@@ -76,8 +79,7 @@ def build_services(
 ) -> Services:
     redactor = Redactor([t.token for t in settings.auth.static_tokens])
     vault_token = settings.vault.resolved_token()
-    if vault_token:
-        redactor.add([vault_token])
+    redactor.add([t for t in (vault_token, settings.catalog.resolved_token()) if t])
     if settings.repositories.provider == "github":
         redactor.add([v for v in (settings.github.resolved_token(), settings.github.resolved_private_key()) if v])
     if secrets_store is None and settings.vault.addr and vault_token:
@@ -98,8 +100,9 @@ def build_services(
                           skeletons_dir=settings.repositories.skeletons_dir,
                           default_skeleton=settings.repositories.default_skeleton,
                           inventory=stores.inventory, public_url=settings.base_url)
+    refresher = build_catalog_refresher(settings, metrics)
     runner = Runner(registry=registry, stores=stores, providers=providers, settings=settings,
-                    redactor=redactor, metrics=metrics)
+                    redactor=redactor, metrics=metrics, on_inventory_change=refresher.request if refresher else None)
     return Services(settings=settings, database=database, stores=stores, registry=registry, runner=runner,
                     authenticator=Authenticator(settings.auth), metrics=metrics, redactor=redactor,
                     secrets_store=secrets_store, catalog_feed=CatalogFeed(stores.inventory))
@@ -115,6 +118,7 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
         "goldenpath.yaml", strict_validation=True, validate_responses=validate_responses,
         validator_map=VALIDATOR_MAP, swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/api/v1/ui"),
     )
+    app.add_middleware(ReasonPhraseMiddleware, MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(ControlCharacterPathMiddleware, MiddlewarePosition.BEFORE_ROUTING)
     app.add_middleware(BodyLimitMiddleware, MiddlewarePosition.BEFORE_SECURITY, max_bytes=settings.max_body_bytes)
     for exception, handler in HANDLERS:
@@ -134,6 +138,20 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
 def app_from_env() -> FlaskApp:
     """Entry point for ASGI servers: `uvicorn --factory backend.app:app_from_env`."""
     return create_app(load_settings())
+
+
+def build_catalog_refresher(settings: Settings, metrics: Metrics) -> CatalogRefresher | None:
+    catalog = settings.catalog
+    if not catalog.refresh_location:
+        return None
+    token = catalog.resolved_token()
+    if not settings.auth.backstage_url or not token:
+        raise ValueError("catalog.refresh_location needs auth.backstage_url and catalog.backstage_token "
+                         "(or catalog.backstage_token_file)")
+    client = BackstageCatalog(base_url=settings.auth.backstage_url, token=token,
+                              timeout=catalog.refresh_timeout_seconds)
+    return CatalogRefresher(client, target=catalog.refresh_location,
+                            min_interval=catalog.refresh_min_interval_seconds, metrics=metrics)
 
 
 def build_repository_host(settings: Settings) -> RepositoryHost | None:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 import yaml
 
+from backend.api.reason_phrase import ReasonPhraseH11Protocol
 from backend.app import Services, build_services, create_app
 from backend.embedded import EmbeddedOpenBao
 from backend.errors import GoldenPathError
@@ -55,7 +56,7 @@ def serve(settings: Settings, embedded_vault: bool) -> None:
     click.echo(f"Golden Path on {settings.base_url}  (Swagger UI: {settings.base_url}/api/v1/ui/)")
     try:
         uvicorn.run(create_app(settings, services=services), host=settings.host, port=settings.port,
-                    log_level="warning", access_log=False)
+                    log_level="warning", access_log=False, http=ReasonPhraseH11Protocol)
     finally:
         if bao:
             bao.stop()

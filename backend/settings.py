@@ -109,6 +109,20 @@ class GitHubSettings:
 
 
 @dataclass(frozen=True)
+class CatalogSettings:
+    """After the inventory changes, ask Backstage (auth.backstage_url) to refresh the feed's `url` location."""
+
+    refresh_location: str | None = None  # the location's target exactly as Backstage has it; unset: no refresh
+    backstage_token: str | None = field(default=None, repr=False)  # a Backstage external-access (static) token
+    backstage_token_file: str | None = None
+    refresh_timeout_seconds: float = 5.0
+    refresh_min_interval_seconds: float = 1.0  # changes in quick succession make one refresh
+
+    def resolved_token(self) -> str | None:
+        return secret_from(self.backstage_token, self.backstage_token_file)
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 7070
@@ -122,6 +136,7 @@ class Settings:
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     repositories: RepositorySettings = RepositorySettings()
     github: GitHubSettings = GitHubSettings()
+    catalog: CatalogSettings = CatalogSettings()
 
     @property
     def base_url(self) -> str:
@@ -174,6 +189,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         kubernetes=kubernetes_from_dict(dict(raw.get("kubernetes") or {})),
         repositories=RepositorySettings(**dict(raw.get("repositories") or {})),
         github=_github(dict(raw.get("github") or {})),
+        catalog=CatalogSettings(**_coerce(CatalogSettings, dict(raw.get("catalog") or {}))),
     )
 
 

@@ -10,6 +10,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from backend.api.reason_phrase import REASON_HEADER, reason_phrase
 from backend.errors import PROBLEM_BASE, GoldenPathError
 
 BACKSTAGE_PREFIX = "/api/goldenpath/.backstage/"
@@ -21,12 +22,14 @@ _NAMES = {400: "InputError", 401: "AuthenticationError", 403: "NotAllowedError",
 def render(request: ConnexionRequest, problem: dict[str, Any], headers: dict[str, str]) -> ConnexionResponse:
     status = int(problem["status"])
     if request.url.path.startswith(BACKSTAGE_PREFIX):
+        message = problem.get("detail") or problem["title"]
         body = {
-            "error": {"name": _NAMES.get(status, "Error"), "message": problem.get("detail") or problem["title"],
-                      "problem": problem},
+            "error": {"name": _NAMES.get(status, "Error"), "message": message, "problem": problem},
             "request": {"method": request.method, "url": request.url.path},
             "response": {"statusCode": status},
         }
+        # the scaffolder's task log shows only the status line: carry the message there too
+        headers = {**headers, REASON_HEADER: reason_phrase(f"{_NAMES.get(status, 'Error')}: {message}")}
         return ConnexionResponse(status, "application/json", "application/json", body=json.dumps(body),
                                  headers=headers)
     return ConnexionResponse(status, "application/problem+json", "application/problem+json",

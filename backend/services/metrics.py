@@ -25,5 +25,10 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.catalog_refreshes = Counter(
+            "goldenpath_catalog_refreshes", "Requests to Backstage to refresh the catalog feed's location, by result",
+            ["result"], registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

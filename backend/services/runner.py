@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,9 +55,10 @@ class Stores:
 class Runner:
     def __init__(
         self, *, registry: ActionRegistry, stores: Stores, providers: Providers, settings: Settings,
-        redactor: Redactor, metrics: Metrics,
+        redactor: Redactor, metrics: Metrics, on_inventory_change: Callable[[], object] | None = None,
     ) -> None:
         self._registry, self._stores, self._providers = registry, stores, providers
+        self._on_inventory_change = on_inventory_change
         self._policy = policy_from(settings)
         self._redactor, self._metrics = redactor, metrics
 
@@ -148,13 +149,15 @@ class Runner:
         changes = [change.to_dict() for change in ctx.changes]
         problem = redactor.data(error.to_problem()) if error else None
         # The run record, the inventory and the audit event commit together: no evidence without its run.
+        inventory_changed = False
         with self._stores.database.transaction() as session:
             record = self._stores.runs.finish(
                 new.id, status=status, output=redactor.data(output) if output is not None else None,
                 error=problem, changes=changes, logs=ctx.log.lines, session=session,
             )
             if not new.dry_run and error is None:
-                self._stores.inventory.upsert(ctx.resources, action_id=action.id, run_id=new.id, session=session)
+                inventory_changed = self._stores.inventory.upsert(ctx.resources, action_id=action.id, run_id=new.id,
+                                                                  session=session)
             if not new.dry_run:
                 self._stores.audit.append(NewAuditEvent(
                     actor_user=new.requested_by, actor_caller=new.caller, action_id=action.id, run_id=new.id,
@@ -162,6 +165,8 @@ class Runner:
                     changes=[c for c in changes if c["outcome"] != "unchanged"],
                     detail=problem["detail"] if problem else None,
                 ), session=session)
+        if inventory_changed and self._on_inventory_change is not None:
+            self._on_inventory_change()
         self._metrics.runs.labels(action.id, status, str(new.dry_run).lower()).inc()
         self._metrics.run_seconds.labels(action.id).observe(seconds)
         if isinstance(error, UpstreamError):

@@ -30,7 +30,8 @@ class InventoryStore:
 
     def upsert(
         self, records: list[ResourceRecord], *, action_id: str, run_id: str, session: Session | None = None
-    ) -> None:
+    ) -> bool:
+        """Insert or update each record; returns whether the inventory's content changed."""
         now = utc_now()
         with self._db.transaction(session) as tx:
             changed = False
@@ -50,6 +51,7 @@ class InventoryStore:
             if changed:  # a re-run that changed nothing keeps the catalog feed's cached body (and ETag)
                 tx.execute(update(InventoryRevision).where(InventoryRevision.id == 1)
                            .values(value=InventoryRevision.value + 1))
+        return changed
 
     def rows(self) -> list[dict[str, Any]]:
         """Every resource, for rendering the catalog: plain rows, no ORM objects (it may be 40,000 of them)."""

@@ -61,13 +61,13 @@ def test_create_clone_and_rerun(served: tuple[TestClient, str, Path]) -> None:
     clone = tmp / "clone"
     git("clone", "-q", output["remoteUrl"], str(clone), cwd=tmp)
     assert git("log", "--format=%an|%s", cwd=clone).splitlines() == [
-        "Golden Path|Initial commit from the golden-path-service skeleton 1.0.0"]
+        "Golden Path|Initial commit from the golden-path-service skeleton 1.1.0"]
     assert (clone / "CODEOWNERS").read_text().strip().endswith("*  @acme/team-payments")
     entity = yaml.safe_load((clone / "catalog-info.yaml").read_text())
     assert entity["metadata"]["description"] == data["description"]  # user text stays one YAML value
     assert entity["metadata"]["annotations"]["github.com/project-slug"] == f"acme/{data['name']}"
     assert yaml.safe_load((clone / ".goldenpath.yaml").read_text()) == {
-        "skeleton": "golden-path-service", "version": "1.0.0", "owner": "group:default/team-payments",
+        "skeleton": "golden-path-service", "version": "1.1.0", "owner": "group:default/team-payments",
         "team": "team-payments"}
 
     again = client.post(RUNS, json={"input": data}).json()

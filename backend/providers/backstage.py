@@ -1,0 +1,54 @@
+"""BackstageCatalog: asks a Backstage catalog to refresh the `url` location that reads Golden Path's feed.
+
+Backstage names the Location entity of a registered location `generated-<sha1 of "type:target">`
+(catalog-backend `locationSpecToMetadataName`); `POST /api/catalog/refresh` with that ref makes the catalog
+read the feed now instead of at its next processing interval (100-150 s by default), and the entities that
+changed are processed right after. The token is a Backstage external-access token; it never leaves this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import requests
+
+from backend.errors import UpstreamError, UpstreamUnavailable, cap
+
+PROVIDER = "backstage"
+
+
+def location_entity_ref(target: str, location_type: str = "url") -> str:
+    digest = hashlib.sha1(f"{location_type}:{target}".encode(), usedforsecurity=False).hexdigest()
+    return f"location:default/generated-{digest}"
+
+
+class BackstageCatalog:
+    def __init__(self, *, base_url: str, token: str, timeout: float = 5.0) -> None:
+        self._url = base_url.rstrip("/") + "/api/catalog/refresh"
+        self._token = token
+        self._timeout = timeout
+        self._session = requests.Session()
+
+    def refresh_location(self, target: str) -> str:
+        """Ask for the location of `target` to be refreshed; returns the entity ref asked for."""
+        ref = location_entity_ref(target)
+        try:
+            response = self._session.post(self._url, json={"entityRef": ref}, timeout=self._timeout,
+                                          headers={"Authorization": f"Bearer {self._token}"})
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(f"Backstage did not answer the catalog refresh ({type(exc).__name__})",
+                                      provider=PROVIDER) from None
+        if response.status_code >= 500:
+            raise UpstreamUnavailable(f"Backstage answered the catalog refresh with {response.status_code}",
+                                      provider=PROVIDER)
+        if response.status_code >= 400:
+            raise UpstreamError(f"Backstage refused to refresh {ref} ({response.status_code}): "
+                                f"{cap(_message(response), 200)}", provider=PROVIDER)
+        return ref
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.reason or ""
