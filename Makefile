@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install run test lint unit bench clean
+.PHONY: install run backstage test lint unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/goldenpath serve
+	GOLDENPATH_CONFIG=$${GOLDENPATH_CONFIG:-goldenpath.local.yaml} $(BIN)/goldenpath serve
+
+backstage: install
+	$(BIN)/python backstage/run.py
 
 lint: install
-	$(BIN)/ruff check backend scaffolder_actions tests $(wildcard benchmarks)
+	$(BIN)/ruff check backend scaffolder_actions tests backstage $(wildcard benchmarks)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

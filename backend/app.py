@@ -144,11 +144,10 @@ def build_catalog_refresher(settings: Settings, metrics: Metrics) -> CatalogRefr
     catalog = settings.catalog
     if not catalog.refresh_location:
         return None
-    token = catalog.resolved_token()
-    if not settings.auth.backstage_url or not token:
+    if not settings.auth.backstage_url or not (catalog.backstage_token or catalog.backstage_token_file):
         raise ValueError("catalog.refresh_location needs auth.backstage_url and catalog.backstage_token "
                          "(or catalog.backstage_token_file)")
-    client = BackstageCatalog(base_url=settings.auth.backstage_url, token=token,
+    client = BackstageCatalog(base_url=settings.auth.backstage_url, token=catalog.resolved_token,
                               timeout=catalog.refresh_timeout_seconds)
     return CatalogRefresher(client, target=catalog.refresh_location,
                             min_interval=catalog.refresh_min_interval_seconds, metrics=metrics)

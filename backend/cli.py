@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
-import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import yaml
 
 from backend.api.reason_phrase import ReasonPhraseH11Protocol
 from backend.app import Services, build_services, create_app
-from backend.embedded import EmbeddedOpenBao
+from backend.embedded import EmbeddedOpenBao, local_secret
 from backend.errors import GoldenPathError
 from backend.log_config import configure_logging
 from backend.plugin_api import Requester
@@ -139,16 +137,12 @@ def _with_api_token(settings: Settings) -> Settings:
     if settings.auth.static_tokens:
         return settings
     token_file = STATE_DIR / "api-token"
-    if token_file.exists():
-        token = token_file.read_text(encoding="utf-8").strip()
-        click.echo(f"API token: the one generated earlier, in {token_file}")
-    else:
-        STATE_DIR.mkdir(exist_ok=True)
-        token = secrets.token_urlsafe(32)
-        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(token + "\n")
+    STATE_DIR.mkdir(exist_ok=True)
+    token, created = local_secret(token_file)
+    if created:
         click.echo(f"API token (printed once, kept in {token_file}): {token}")
+    else:
+        click.echo(f"API token: the one generated earlier, in {token_file}")
     auth = dataclasses.replace(settings.auth, static_tokens=(StaticToken(name="generated", token=token),))
     return dataclasses.replace(settings, auth=auth)
 

@@ -77,6 +77,19 @@ class EmbeddedOpenBao:
         self.stop()
 
 
+def local_secret(path: Path) -> tuple[str, bool]:
+    """A secret kept in `path` (mode 0600), generated on first use; returns it and whether it was just made.
+    For the embedded defaults only (make run, make backstage): real deployments mount their secrets."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip(), False
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token, True
+
+
 def die_with_parent() -> None:
     """uvicorn re-raises SIGTERM after shutdown, so `finally` blocks may never run: let the kernel
     stop the dev server when the process that started it dies (Linux; elsewhere stop() does it)."""

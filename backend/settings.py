@@ -119,7 +119,11 @@ class CatalogSettings:
     refresh_min_interval_seconds: float = 1.0  # changes in quick succession make one refresh
 
     def resolved_token(self) -> str | None:
-        return secret_from(self.backstage_token, self.backstage_token_file)
+        """Read at each refresh, so a rotated (or not yet written) token file is picked up without a restart."""
+        try:
+            return secret_from(self.backstage_token, self.backstage_token_file)
+        except FileNotFoundError:
+            return None
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,8 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     skeleton = load_skeleton(Path(ctx.providers.skeletons_dir), data.get("skeleton") or ctx.providers.default_skeleton)
     team = entity_name(data["owner"])
     values = {**data["values"], "name": data["name"], "description": data["description"], "owner": data["owner"],
-              "owner_team": team, "system": data["system"], "org": org, "default_branch": data["defaultBranch"]}
+              "owner_team": team, "system": data["system"], "org": org, "default_branch": data["defaultBranch"],
+              "service_account": ctx.naming.service_account(service=data["name"], system=data["system"])}
     files = render_skeleton(skeleton, values)
     protection = data["protection"]
     spec = RepositorySpec(

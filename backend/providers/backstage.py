@@ -9,6 +9,7 @@ changed are processed right after. The token is a Backstage external-access toke
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import requests
 
@@ -23,18 +24,22 @@ def location_entity_ref(target: str, location_type: str = "url") -> str:
 
 
 class BackstageCatalog:
-    def __init__(self, *, base_url: str, token: str, timeout: float = 5.0) -> None:
+    def __init__(self, *, base_url: str, token: Callable[[], str | None], timeout: float = 5.0) -> None:
         self._url = base_url.rstrip("/") + "/api/catalog/refresh"
-        self._token = token
+        self._token = token  # asked at each call: a token file may be rotated, or written after we start
         self._timeout = timeout
         self._session = requests.Session()
 
     def refresh_location(self, target: str) -> str:
         """Ask for the location of `target` to be refreshed; returns the entity ref asked for."""
         ref = location_entity_ref(target)
+        token = self._token()
+        if not token:
+            raise UpstreamError("no Backstage token to ask for a catalog refresh with (catalog.backstage_token "
+                                "or an existing catalog.backstage_token_file)", provider=PROVIDER)
         try:
             response = self._session.post(self._url, json={"entityRef": ref}, timeout=self._timeout,
-                                          headers={"Authorization": f"Bearer {self._token}"})
+                                          headers={"Authorization": f"Bearer {token}"})
         except requests.RequestException as exc:
             raise UpstreamUnavailable(f"Backstage did not answer the catalog refresh ({type(exc).__name__})",
                                       provider=PROVIDER) from None

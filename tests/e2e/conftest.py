@@ -1,25 +1,25 @@
-"""End-to-end fixtures: a real Backstage backend (from npm) driving a real Golden Path process.
+"""End-to-end fixtures: a real Backstage backend (from npm) driving a real Golden Path process, which works
+against a real OpenBao, the spec-checked GitHub emulator, the Kubernetes emulator and a GitOps repository.
 
-Processes started here: an OpenBao dev server, `goldenpath serve`, and `node index.js` (Backstage
-catalog + scaffolder). Each runs in its own session (process group) and is stopped in a finalizer;
-on Linux the kernel also stops them if the test process dies (PR_SET_PDEATHSIG).
+Processes started here: an OpenBao dev server, `goldenpath serve`, and `node index.js` (backstage/: catalog,
+scaffolder, proxy, http:backstage:request) with backstage/app-config.yaml, the configuration `make backstage`
+uses, plus an override naming the test's extra readable host. Each runs in its own process group and is
+stopped in a finalizer; on Linux the kernel also stops them if the test process dies (PR_SET_PDEATHSIG). The
+GitHub and Kubernetes emulators and a static file server (a git host's raw files) run in threads.
 
-The Backstage backend is tests/e2e/backstage (package.json, package-lock.json, index.js, committed); it is
-installed by `npm ci` into a cache directory outside the clone, once per lock file.
+The Backstage packages are installed by `npm ci` from backstage/package-lock.json into a cache directory
+outside the clone, once per lock file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +27,23 @@ import pytest
 import requests
 import yaml
 
-from backend.embedded import EmbeddedOpenBao, die_with_parent, free_port
+from backend.embedded import EmbeddedOpenBao, free_port
 from tests import npm_cache
+from tests.conftest import GITHUB_ORG, GITHUB_TOKEN, start_github
+from tests.e2e.processes import Service, StaticFiles, spawn, wait_until
+from tests.github_emulator import GitHubEmulator, SpecCheck
+from tests.k8s_emulator import KubeEmulator
 
-BACKSTAGE_DIR = Path(__file__).parent / "backstage"
+ROOT = Path(__file__).resolve().parents[2]
+BACKSTAGE_DIR = ROOT / "backstage"
 GOLDENPATH_BIN = Path(sys.executable).parent / "goldenpath"
 START_TIMEOUT = 60.0
-LOG_TAIL_BYTES = 6000
+TASK_TIMEOUT = 90.0
+TEMPLATE = "template:default/golden-path-service"
+COST_CENTER_RULE = "cc-[0-9]{4}"
+ENVIRONMENTS = ("dev", "prod")  # Golden Path's policy; the template also offers staging
 
-TEMPLATE_NAME = "goldenpath-e2e-vault-secrets-path"
-VAULT_ACTION = "goldenpath:vault:secrets-path:create"
-
-# Timings and sizes shown in the terminal summary.
-REPORT: dict[str, str] = {}
+REPORT: dict[str, str] = {}  # timings and sizes shown in the terminal summary
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -47,71 +51,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("Backstage end-to-end")
         for key, value in REPORT.items():
             terminalreporter.write_line(f"{key}: {value}")
-
-
-# --- processes -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Service:
-    """A child process in its own process group, with its output in a log file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    base_url: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def log_tail(self, limit: int = LOG_TAIL_BYTES) -> str:
-        try:
-            data = self.log_path.read_bytes()
-        except OSError:
-            return "(no log)"
-        return data[-limit:].decode("utf-8", "replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            _signal_group(self.process, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.process, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        # Children that outlived their leader (none expected, but never leave any behind).
-        _signal_group(self.process, signal.SIGKILL)
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
-
-
-def _spawn(name: str, argv: list[str], *, env: dict[str, str], cwd: Path, log_path: Path, base_url: str) -> Service:
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call
-        )
-    return Service(name=name, process=process, log_path=log_path, base_url=base_url)
-
-
-def wait_until(service: Service, probe: Callable[[], bool], *, timeout: float, what: str) -> float:
-    """Poll `probe` until it is true; fail with the service's log if it exits or times out. Returns seconds."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if service.process.poll() is not None:
-            pytest.fail(f"{service.name} exited with status {service.process.returncode} while waiting for {what}:\n"
-                        f"{service.log_tail()}")
-        try:
-            if probe():
-                return time.monotonic() - started
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{service.name}: {what} not reached within {timeout:.0f} s:\n{service.log_tail()}")
-
-
-# --- npm install ---------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -129,17 +68,21 @@ def backstage_install() -> Path:
     return target
 
 
-# --- the stack -----------------------------------------------------------------------------------
-
-
 @dataclass
 class Stack:
     bao: EmbeddedOpenBao
+    github: GitHubEmulator
+    kube: KubeEmulator
+    site: StaticFiles
     goldenpath: Service
     backstage: Service
     goldenpath_token: str
     backstage_token: str
     tmp: Path
+
+    @property
+    def gitops_remote(self) -> Path:
+        return self.tmp / "clusters.git"
 
     def backstage_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.backstage_token}", **kwargs.pop("headers", {})}
@@ -151,127 +94,144 @@ class Stack:
         return requests.request(method, self.goldenpath.base_url + path, headers=headers,
                                 timeout=kwargs.pop("timeout", 20), **kwargs)
 
+    def wait_for_entity(self, ref: str, *, timeout: float = 60.0, until: Any = None) -> dict[str, Any]:
+        """The catalog entity `ref` (kind:namespace/name) once it exists (and `until(entity)` holds)."""
+        kind, rest = ref.split(":", 1)
+        namespace, name = rest.split("/", 1)
+        deadline, last = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            last = self.backstage_api("GET", f"/api/catalog/entities/by-name/{kind}/{namespace}/{name}")
+            if last.status_code == 200 and (until is None or until(last.json())):
+                entity: dict[str, Any] = last.json()
+                return entity
+            time.sleep(0.5)
+        pytest.fail(f"the catalog did not have {ref} within {timeout:.0f} s: "
+                    f"{last.status_code if last is not None else '-'} {last.text[:500] if last is not None else ''}")
 
-def template_entity() -> dict[str, Any]:
-    """One step calling the Golden Path action; every value the action needs is explicit (the backend
-    applies no parameter defaults), environments come from the task values so one template serves
-    both the passing and the policy-violating case."""
+    def run_task(self, values: dict[str, Any], template: str = TEMPLATE) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        self.wait_for_entity(template)
+        created = self.backstage_api("POST", "/api/scaffolder/v2/tasks", json={"templateRef": template,
+                                                                             "values": values})
+        assert created.status_code == 201, created.text
+        return self.finished(created.json()["id"])
+
+    def retry_task(self, task_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        retried = self.backstage_api("POST", f"/api/scaffolder/v2/tasks/{task_id}/retry", json={})
+        assert retried.status_code == 201, retried.text
+        self.wait_for_status(task_id, lambda status: status not in {"completed", "failed", "cancelled"})
+        return self.finished(task_id)
+
+    def finished(self, task_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        task = self.wait_for_status(task_id, lambda status: status in {"completed", "failed", "cancelled"})
+        events = self.backstage_api("GET", f"/api/scaffolder/v2/tasks/{task_id}/events").json()
+        return task, events
+
+    def wait_for_status(self, task_id: str, done: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + TASK_TIMEOUT
+        while True:
+            task: dict[str, Any] = self.backstage_api("GET", f"/api/scaffolder/v2/tasks/{task_id}").json()
+            if done(task["status"]):
+                return task
+            if time.monotonic() > deadline:
+                pytest.fail(f"task {task_id} still {task['status']} after {TASK_TIMEOUT:.0f} s")
+            time.sleep(0.3)
+
+    def restart_vault(self) -> None:
+        """A new OpenBao dev server on the same address with the same token (dev servers keep no data)."""
+        self.bao = EmbeddedOpenBao(port=self.bao.port, token=self.bao.token,
+                                   log_path=self.tmp / "openbao-restarted.log").start()
+
+
+def goldenpath_config(tmp: Path, *, port: int, backstage_url: str, bao: EmbeddedOpenBao, github: GitHubEmulator,
+                      kube: KubeEmulator, token: str, backstage_token: str) -> dict[str, Any]:
+    """dev runs in a cluster reached through its API (the emulator), prod through a GitOps repository."""
     return {
-        "apiVersion": "scaffolder.backstage.io/v1beta3",
-        "kind": "Template",
-        "metadata": {"name": TEMPLATE_NAME, "title": "Golden Path e2e: Vault secrets path"},
-        "spec": {
-            "type": "service",
-            "owner": "group:default/team-a",
-            "parameters": [{
-                "title": "Service",
-                "required": ["service", "system", "environments"],
-                "properties": {
-                    "service": {"type": "string"},
-                    "system": {"type": "string"},
-                    "environments": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                },
-            }],
-            "steps": [{
-                "id": "vault",
-                "name": "Create the Vault secrets path",
-                "action": VAULT_ACTION,
-                "input": {
-                    "service": "${{ parameters.service }}",
-                    "system": "${{ parameters.system }}",
-                    "owner": "group:default/team-a",
-                    "environments": "${{ parameters.environments }}",
-                    "costCenter": "cc-1",
-                    "secretKeys": ["API_KEY"],
-                },
-            }],
-            "output": {
-                "secretsPath": "${{ steps.vault.output.secretsPath }}",
-                "changed": "${{ steps.vault.output.changed }}",
-            },
+        "server": {"port": port},
+        "database": {"url": f"sqlite:///{tmp}/goldenpath.db"},
+        "auth": {"token": token, "backstage_url": backstage_url},
+        "vault": {"addr": bao.addr, "token": bao.token, "enable_kubernetes_auth": True},
+        "policy": {"environments": list(ENVIRONMENTS), "cost_center_pattern": COST_CENTER_RULE},
+        "repositories": {"provider": "github", "org": GITHUB_ORG},
+        "github": {"api_url": github.api_url, "token": GITHUB_TOKEN, "seconds_between_requests": 0,
+                   "seconds_between_writes": 0, "rate_limit_budget_seconds": 5},
+        "kubernetes": {
+            "clusters": {"eu-dev": {"mode": "direct", "server": kube.url},
+                         "gitops": {"mode": "gitops", "remote": str(tmp / "clusters.git"),
+                                    "workdir": str(tmp / "clusters-work")}},
+            "environments": {"dev": ["eu-dev"], "prod": ["gitops"]},
         },
+        "catalog": {"refresh_location": f"http://127.0.0.1:{port}/api/v1/catalog/entities.yaml",
+                    "backstage_token": backstage_token},
     }
 
 
-def backstage_config(*, port: int, goldenpath_port: int, token: str, catalog_file: Path) -> dict[str, Any]:
-    base = f"http://127.0.0.1:{port}"
-    return {
-        "app": {"baseUrl": "http://127.0.0.1:3000"},
-        "backend": {
-            "baseUrl": base,
-            "listen": {"port": port, "host": "127.0.0.1"},
-            "database": {"client": "better-sqlite3", "connection": ":memory:"},
-            "auth": {"externalAccess": [
-                {"type": "static", "options": {"token": token, "subject": "goldenpath-e2e"}},
-            ]},
-            "actions": {"pluginSources": ["goldenpath"]},
-        },
-        "discovery": {"endpoints": [
-            {"target": f"http://127.0.0.1:{goldenpath_port}/api/{{{{pluginId}}}}", "plugins": ["goldenpath"]},
-        ]},
-        "catalog": {
-            "rules": [{"allow": ["Component", "System", "API", "Resource", "Location", "Template", "Group",
-                                 "User", "Domain"]}],
-            "locations": [{"type": "file", "target": str(catalog_file)}],
-        },
-    }
+def publish_site(root: Path) -> None:
+    """What a git host would serve raw: Golden Path's own catalog entities (their API definition is a relative
+    `$text`), and the fallback template that calls Golden Path's REST API through Backstage's proxy."""
+    for relative in ("catalog-info/catalog-info.yaml", "openapi/goldenpath.yaml"):
+        (root / "golden-path" / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, root / "golden-path" / relative)
+    shutil.copy2(Path(__file__).parent / "fallback-template.yaml", root / "fallback-template.yaml")
 
 
 @pytest.fixture(scope="module")
-def stack(backstage_install: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(backstage_install: Path, github_spec: SpecCheck,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e-backstage")
     gp_port, bs_port = free_port(), free_port()
     while bs_port == gp_port:
         bs_port = free_port()
-    goldenpath_token = secrets.token_urlsafe(24)
-    backstage_token = secrets.token_hex(24)
+    tokens = {name: secrets.token_hex(24) for name in ("goldenpath", "backstage", "goldenpath-backstage")}
+    bs_url, gp_url = f"http://127.0.0.1:{bs_port}", f"http://127.0.0.1:{gp_port}"
+    (tmp / "site").mkdir()
+    publish_site(tmp / "site")
+    threads = [KubeEmulator().start(), start_github(github_spec), StaticFiles(tmp / "site").start()]
+    kube, github, site = threads
     started: list[Service] = []
-
     bao = EmbeddedOpenBao(log_path=tmp / "openbao.log").start()
+    stack: Stack | None = None
     try:
-        env = {
-            **os.environ,
-            "VAULT_ADDR": bao.addr,
-            "VAULT_TOKEN": bao.token,
-            "GOLDENPATH_TOKEN": goldenpath_token,
-            "GOLDENPATH_DATABASE_URL": f"sqlite:///{tmp}/gp.db",
-            "PORT": str(gp_port),
-            "GOLDENPATH_BACKSTAGE_URL": f"http://127.0.0.1:{bs_port}",
-            "GOLDENPATH_VAULT__ENABLE_KUBERNETES_AUTH": "true",
-        }
-        env.pop("GOLDENPATH_CONFIG", None)
-        goldenpath = _spawn("goldenpath", [str(GOLDENPATH_BIN), "serve", "--no-embedded-vault"], env=env, cwd=tmp,
-                            log_path=tmp / "goldenpath.log", base_url=f"http://127.0.0.1:{gp_port}")
+        config = tmp / "goldenpath.yaml"
+        config.write_text(yaml.safe_dump(goldenpath_config(
+            tmp, port=gp_port, backstage_url=bs_url, bao=bao, github=github, kube=kube,
+            token=tokens["goldenpath"], backstage_token=tokens["goldenpath-backstage"])), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GOLDENPATH_", "VAULT_"))}
+        goldenpath = spawn("goldenpath", [str(GOLDENPATH_BIN), "--config", str(config), "serve",
+                                          "--no-embedded-vault"],
+                           env=env, cwd=tmp, log_path=tmp / "goldenpath.log", base_url=gp_url)
         started.append(goldenpath)
-        seconds = wait_until(goldenpath, lambda: requests.get(f"{goldenpath.base_url}/api/v1/healthz",
-                                                              timeout=2).status_code == 200,
+        seconds = wait_until(goldenpath, lambda: requests.get(f"{gp_url}/api/v1/healthz", timeout=2).ok,
                              timeout=START_TIMEOUT, what="GET /api/v1/healthz == 200")
         REPORT["Golden Path start"] = f"{seconds:.1f} s"
 
-        catalog_file = tmp / "catalog-templates.yaml"
-        catalog_file.write_text(yaml.safe_dump(template_entity(), sort_keys=False), encoding="utf-8")
-        config_file = tmp / "app-config.yaml"
-        config_file.write_text(yaml.safe_dump(backstage_config(
-            port=bs_port, goldenpath_port=gp_port, token=backstage_token, catalog_file=catalog_file,
-        ), sort_keys=False), encoding="utf-8")
-        node_env = {**os.environ, "NODE_ENV": "production"}
-        backstage = _spawn("backstage", ["node", str(backstage_install / "index.js"), "--config", str(config_file)],
-                           env=node_env, cwd=backstage_install, log_path=tmp / "backstage.log", base_url=f"http://127.0.0.1:{bs_port}")
+        override = tmp / "app-config.e2e.yaml"  # arrays replace: both readable hosts are listed again
+        override.write_text(yaml.safe_dump({"backend": {"reading": {"allow": [
+            {"host": f"127.0.0.1:{gp_port}", "paths": ["/api/v1/catalog/"]}, {"host": site.host}]}}}),
+            encoding="utf-8")
+        node_env = {  # what backstage/app-config.yaml refers to, as `make backstage` sets it
+            **env, "NODE_ENV": "production", "BACKSTAGE_URL": bs_url, "BACKSTAGE_LISTEN": f"127.0.0.1:{bs_port}",
+            "GOLDENPATH_URL": gp_url, "GOLDENPATH_HOST": f"127.0.0.1:{gp_port}", "BACKSTAGE_TOKEN": tokens["backstage"],
+            "GOLDENPATH_BACKSTAGE_TOKEN": tokens["goldenpath-backstage"], "GOLDENPATH_TOKEN": tokens["goldenpath"]}
+        backstage = spawn("backstage", ["node", str(backstage_install / "index.js"), "--config",
+                                        str(BACKSTAGE_DIR / "app-config.yaml"), "--config", str(override)],
+                          env=node_env, cwd=BACKSTAGE_DIR, log_path=tmp / "backstage.log", base_url=bs_url)
         started.append(backstage)
-        seconds = wait_until(backstage, lambda: requests.get(f"{backstage.base_url}/.backstage/health/v1/readiness",
+        seconds = wait_until(backstage, lambda: requests.get(f"{bs_url}/.backstage/health/v1/readiness",
                                                              timeout=2).status_code == 200,
                              timeout=START_TIMEOUT, what="GET /.backstage/health/v1/readiness == 200")
         REPORT["Backstage start (to readiness)"] = f"{seconds:.1f} s"
-
-        result = Stack(bao=bao, goldenpath=goldenpath, backstage=backstage, goldenpath_token=goldenpath_token,
-                       backstage_token=backstage_token, tmp=tmp)
-        _STACKS.append(result)
-        yield result
+        stack = Stack(bao=bao, github=github, kube=kube, site=site, goldenpath=goldenpath, backstage=backstage,
+                      goldenpath_token=tokens["goldenpath"], backstage_token=tokens["backstage"], tmp=tmp)
+        _STACKS.append(stack)
+        yield stack
     finally:
         for service in reversed(started):
             service.stop()
-        bao.stop()
+        (stack.bao if stack else bao).stop()
+        for thread in threads:
+            thread.stop()
         _STACKS.clear()
+    github.assert_clean()  # every exchange with the GitHub emulator matched GitHub's OpenAPI description
 
 
 _STACKS: list[Stack] = []
