@@ -59,7 +59,7 @@ def backstage_install() -> Path:
     try:
         target, how = npm_cache.installed(BACKSTAGE_DIR, prefix="backstage")
     except npm_cache.NpmUnavailable as missing:
-        pytest.skip(f"Backstage end-to-end tests: {missing}")
+        pytest.fail(f"the Backstage end-to-end tests need Node.js 20 and npm: {missing}")
     except npm_cache.NpmInstallFailed as failed:
         pytest.fail(str(failed))
     REPORT["npm install"] = how
