@@ -3,8 +3,9 @@ same YAML served as a static file (the floor), in one run.
 
 The inventory is seeded through InventoryStore.upsert (one transaction), then the service runs as its own
 process (uvicorn, `backend.app:app_from_env`) and the floor as `python -m http.server` over the saved body.
-Requests alternate service / static. Reports: the first full response after a change (it renders), later full
-responses (cached body), a 304 answer, and the service process's peak RSS (VmHWM).
+Requests alternate service / static. Reports: the first full response (it renders every service), later full
+responses (cached body), a 304 answer, the full response after one service changed (it renders that service
+only), and the service process's peak RSS (VmHWM).
 Run by hand: PYTHONPATH=. .venv/bin/python benchmarks/catalog_feed.py [--services 10000] [--rounds 7]
 """
 
@@ -102,6 +103,16 @@ def main() -> None:
             ms, answer = timed(feed_url, **{"If-None-Match": first.headers["etag"]})
             assert answer.status_code == 304
             not_modified.append(ms)
+        after_change = []  # one service changes (as a run would): the next full response renders only it
+        inventory = InventoryStore(Database(db_url))
+        for index in range(args.rounds):
+            inventory.upsert([ResourceRecord("service", "svc-00007", service="svc-00007", system="sys-7",
+                                             owner="group:default/team-7", attributes={
+                "description": f"Changed {index}", "type": "service", "lifecycle": "production", "tags": ["python"],
+                "links": [], "environments": ["prod"], "costCenter": "cc-7"})], action_id="bench", run_id="1" * 36)
+            ms, answer = timed(feed_url)
+            assert f"Changed {index}".encode() in answer.content
+            after_change.append(ms)
         peak_kb = next(int(line.split()[1]) for line in Path(f"/proc/{service.pid}/status").read_text().splitlines()
                        if line.startswith("VmHWM"))
     finally:
@@ -112,6 +123,7 @@ def main() -> None:
         "services": args.services, "entities": int(first.headers["x-entity-count"]),
         "body_mb": round(len(first.content) / 1e6, 1), "seed_s": round(seed_s, 1),
         "first_full_ms_renders": round(cold_ms), "full_ms_median": round(statistics.median(full), 1),
+        "full_after_one_change_ms_median": round(statistics.median(after_change), 1),
         "static_ms_median": round(statistics.median(floor), 1),
         "ratio_full_over_static": round(statistics.median(full) / statistics.median(floor), 2),
         "not_modified_ms_median": round(statistics.median(not_modified), 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,34 +32,48 @@ class InventoryStore:
     def upsert(
         self, records: list[ResourceRecord], *, action_id: str, run_id: str, session: Session | None = None
     ) -> bool:
-        """Insert or update each record; returns whether the inventory's content changed."""
+        """Insert or update each record; returns whether the inventory's content changed. Changed rows carry the
+        new inventory revision, so the catalog feed can tell which services to render again."""
         now = utc_now()
         with self._db.transaction(session) as tx:
-            changed = False
+            changed: list[Resource] = []
             for record in records:
                 query = select(Resource).where(Resource.kind == record.kind, Resource.locator == record.locator)
                 row = tx.scalar(query)
                 if row is None:
                     row = Resource(kind=record.kind, locator=record.locator, created_at=now)
                     tx.add(row)
-                    changed = True
-                else:
-                    changed = changed or _content(row) != (record.service, record.system, record.owner,
-                                                           record.environment, record.attributes)
+                    changed.append(row)
+                elif _content(row) != (record.service, record.system, record.owner, record.environment,
+                                       record.attributes):
+                    changed.append(row)
                 row.service, row.system, row.owner = record.service, record.system, record.owner
                 row.environment, row.attributes = record.environment, record.attributes
                 row.action_id, row.run_id, row.updated_at = action_id, run_id, now
             if changed:  # a re-run that changed nothing keeps the catalog feed's cached body (and ETag)
                 tx.execute(update(InventoryRevision).where(InventoryRevision.id == 1)
                            .values(value=InventoryRevision.value + 1))
-        return changed
+                revision = tx.scalar(select(InventoryRevision.value).where(InventoryRevision.id == 1))
+                for row in changed:
+                    row.revision = int(revision or 0)
+        return bool(changed)
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Every resource, for rendering the catalog: plain rows, no ORM objects (it may be 40,000 of them)."""
+    def rows(self, services: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Every resource (or those of `services`), for rendering the catalog: plain rows, no ORM objects
+        (it may be 40,000 of them)."""
         columns = (Resource.kind, Resource.locator, Resource.service, Resource.system, Resource.owner,
                    Resource.environment, Resource.attributes)
+        query = select(*columns).order_by(Resource.id)
+        if services is not None:
+            query = query.where(Resource.service.in_(sorted(services)))
         with self._db.transaction() as session:
-            return [dict(row._mapping) for row in session.execute(select(*columns).order_by(Resource.id))]
+            return [dict(row._mapping) for row in session.execute(query)]
+
+    def services_changed_since(self, revision: int) -> set[str]:
+        """The services with a row that changed after inventory revision `revision`."""
+        query = select(Resource.service).where(Resource.revision > revision).distinct()
+        with self._db.transaction() as session:
+            return {service for service in session.scalars(query) if service}
 
     def revision(self) -> int:
         """Changes whenever the inventory does (one small read)."""

@@ -95,6 +95,7 @@ class Resource(Base):
     run_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[str] = mapped_column(String(32))
+    revision: Mapped[int] = mapped_column(Integer, index=True, server_default="0")  # the inventory's, at last change
 
 
 class InventoryRevision(Base):

@@ -21,5 +21,5 @@ def test_migrating_twice_is_harmless(database_url: str) -> None:
     database.migrate()
     database.migrate()
     with database.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0002"
+        assert MigrationContext.configure(connection).get_current_revision() == "0003"
     database.dispose()
