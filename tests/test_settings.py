@@ -63,6 +63,16 @@ def test_the_example_configuration_loads() -> None:
     settings = load_settings(str(example), env)
     assert settings.repositories.provider == "github" and settings.github.resolved_token() == "ghp_example_0123456789"
     assert settings.kubernetes.clusters
+    assert settings.policy.cost_center_pattern and settings.catalog.refresh_location
+
+
+def test_make_runs_configuration_connects_to_make_backstage() -> None:
+    local = Path(__file__).parent.parent / "goldenpath.local.yaml"
+    settings = load_settings(str(local), {"PORT": "8080"})
+    assert settings.auth.backstage_url == "http://127.0.0.1:7007"
+    assert settings.catalog.refresh_location == "http://127.0.0.1:8080/api/v1/catalog/entities.yaml"
+    assert settings.catalog.backstage_token_file == "var/backstage-goldenpath-token"  # written by make backstage
+    assert settings.repositories.provider == "local" and settings.vault.addr is None  # embedded defaults
 
 
 def test_policy_rules_from_env_overrides() -> None:
