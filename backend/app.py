@@ -100,7 +100,7 @@ def build_services(
                           skeletons_dir=settings.repositories.skeletons_dir,
                           default_skeleton=settings.repositories.default_skeleton,
                           inventory=stores.inventory, public_url=settings.base_url)
-    refresher = build_catalog_refresher(settings, metrics)
+    refresher = build_catalog_refresher(settings, metrics, redactor)
     runner = Runner(registry=registry, stores=stores, providers=providers, settings=settings,
                     redactor=redactor, metrics=metrics, on_inventory_change=refresher.request if refresher else None)
     return Services(settings=settings, database=database, stores=stores, registry=registry, runner=runner,
@@ -140,14 +140,21 @@ def app_from_env() -> FlaskApp:
     return create_app(load_settings())
 
 
-def build_catalog_refresher(settings: Settings, metrics: Metrics) -> CatalogRefresher | None:
+def build_catalog_refresher(settings: Settings, metrics: Metrics, redactor: Redactor) -> CatalogRefresher | None:
     catalog = settings.catalog
     if not catalog.refresh_location:
         return None
     if not settings.auth.backstage_url or not (catalog.backstage_token or catalog.backstage_token_file):
         raise ValueError("catalog.refresh_location needs auth.backstage_url and catalog.backstage_token "
                          "(or catalog.backstage_token_file)")
-    client = BackstageCatalog(base_url=settings.auth.backstage_url, token=catalog.resolved_token,
+
+    def token() -> str | None:  # read at each refresh; a token first seen now is masked from now on
+        value = catalog.resolved_token()
+        if value:
+            redactor.add([value])
+        return value
+
+    client = BackstageCatalog(base_url=settings.auth.backstage_url, token=token,
                               timeout=catalog.refresh_timeout_seconds)
     return CatalogRefresher(client, target=catalog.refresh_location,
                             min_interval=catalog.refresh_min_interval_seconds, metrics=metrics)

@@ -6,7 +6,8 @@ problem details. Details name the field, rule or resource at fault, never a secr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 PROBLEM_BASE = "https://goldenpath.dev/problems/"
@@ -38,6 +39,12 @@ class GoldenPathError(Exception):
         super().__init__(detail)
         self.detail = cap(detail)
         self.run_id: str | None = None
+        self.errors: list[FieldError] = []
+
+    def redact(self, mask: Callable[[str], str]) -> None:
+        """Mask secrets in everything the caller will see: the detail and each error's message."""
+        self.detail = mask(self.detail)
+        self.errors = [replace(error, message=mask(error.message)) for error in self.errors]
 
     def extensions(self) -> dict[str, Any]:
         return {}

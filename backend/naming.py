@@ -32,3 +32,7 @@ class Naming:
 
     def service_account(self, *, service: str, system: str) -> str:
         return self.service_account_pattern.format(service=service, system=system)
+
+    def secrets_path(self, *, service: str, system: str, environment: str) -> str:
+        """The service's KV path, relative to the mount."""
+        return f"{environment}/{system}/{service}"

@@ -42,6 +42,7 @@ __all__ = [
     "ENTITY_REF",
     "LABEL_VALUE",
     "SECRET_KEY",
+    "SERVICE_KIND",
     "Action",
     "ActionContext",
     "Change",
@@ -77,6 +78,7 @@ __all__ = [
     "UpstreamUnavailable",
     "VaultOptions",
     "catalog_entities",
+    "claim_service",
     "dns_label",
     "entity_name",
     "entity_ref",
@@ -175,6 +177,23 @@ class InventoryView(Protocol):
     def list(self, *, service: str | None = None, kind: str | None = None) -> list[dict[str, Any]]: ...
 
 
+SERVICE_KIND = "service"  # the inventory kind of a catalog registration
+
+
+def claim_service(inventory: InventoryView, service: str, owner: str) -> tuple[dict[str, Any] | None,
+                                                                                list[dict[str, Any]]]:
+    """The service's registration (None: not registered) and what was made for it, when all of it is `owner`'s;
+    a ConflictError naming the owner otherwise."""
+    existing = inventory.find(SERVICE_KIND, service)
+    if existing is not None and existing["owner"] != owner:
+        raise ConflictError(f"service {service} is registered to {existing['owner']}", owner=existing["owner"])
+    made = [row for row in inventory.list(service=service) if row["kind"] != SERVICE_KIND]
+    foreign = sorted({row["owner"] for row in made if row["owner"] and row["owner"] != owner})
+    if foreign:
+        raise ConflictError(f"resources of service {service} belong to {', '.join(foreign)}", owner=foreign[0])
+    return existing, made
+
+
 @dataclass
 class Providers:
     """Provider ports an action may use; None where not configured."""
@@ -238,13 +257,7 @@ class ActionContext:
     def check_service_policy(self, extra: Iterable[FieldError] = ()) -> None:
         """The platform's rules for the ServiceInput fields (naming, environments, cost center) and the
         action's `extra` problems: one PolicyViolation naming every problem, before anything is written."""
-        data, policy = self.input, self.policy
-        policy.enforce([
-            *policy.service_problems(data["service"], system=data["system"]),
-            *policy.environment_problems(data["environments"], service=data["service"], system=data["system"]),
-            *policy.cost_center_problems(data["costCenter"]),
-            *extra,
-        ])
+        self.policy.enforce([*self.policy.request_problems(self.input), *extra])
 
     def add_resource(self, resource: ResourceRecord) -> None:
         """Put a resource in the inventory when the run succeeds (not in a dry-run)."""

@@ -8,8 +8,9 @@ Each check returns every problem it finds (field, rule, message) instead of stop
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from backend.errors import FieldError, PolicyViolation
 from backend.naming import DNS_LABEL_MAX, Naming, is_dns_label
@@ -24,6 +25,15 @@ class Policy:
     reserved_names: tuple[str, ...] = ()
     cost_center_pattern: str | None = None
     visibilities: tuple[str, ...] = ("private", "internal")
+    clusters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # environment → clusters; {}: no check
+
+    def request_problems(self, data: Mapping[str, Any]) -> list[FieldError]:
+        """The rules for the fields every golden-path step shares (ServiceInput): naming, environments,
+        cost center."""
+        service, system = data["service"], data["system"]
+        return [*self.service_problems(service, system=system),
+                *self.environment_problems(data["environments"], service=service, system=system),
+                *self.cost_center_problems(data["costCenter"])]
 
     def enforce(self, problems: Iterable[FieldError]) -> None:
         """Raise one PolicyViolation naming every problem, if there is any."""
@@ -53,6 +63,9 @@ class Policy:
                 problems.append(FieldError(f"{field}.{index}", f"environment {env!r} is not one of "
                                            f"{', '.join(self.environments)}", "allowed-environments"))
                 continue
+            if self.clusters and not self.clusters.get(env):
+                problems.append(FieldError(f"{field}.{index}", f"no cluster serves environment {env!r}",
+                                           "environment-clusters"))
             namespace = self.naming.namespace(service=service, system=system, environment=env)
             if not is_dns_label(namespace):  # the service name is what to change
                 problems.append(FieldError("service", f"makes the namespace {namespace!r} in {env}, which is not "

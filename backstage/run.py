@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backend.embedded import local_secret  # noqa: E402 - after the project root is importable
-from tests import npm_cache  # noqa: E402
+from backstage import npm_cache  # noqa: E402
 
 HERE = ROOT / "backstage"
 STATE = ROOT / "var"

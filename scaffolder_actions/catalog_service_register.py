@@ -13,21 +13,21 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from backend.plugin_api import (
+    SERVICE_KIND,
     Action,
     ActionContext,
     Change,
-    ConflictError,
     Example,
     Outcome,
     ResourceRecord,
     ServiceInput,
     UpstreamUnavailable,
     catalog_entities,
+    claim_service,
     dns_label,
 )
 
 TAG = r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$"
-KIND = "service"
 
 
 class LinkInput(Schema):
@@ -81,22 +81,16 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     data = ctx.input
     ctx.check_service_policy()
     name, owner = data["service"], data["owner"]
-    existing = inventory.find(KIND, name)
-    if existing is not None and existing["owner"] != owner:
-        raise ConflictError(f"service {name} is registered to {existing['owner']}", owner=existing["owner"])
-    made = [row for row in inventory.list(service=name) if row["kind"] != KIND]
-    foreign = sorted({row["owner"] for row in made if row["owner"] and row["owner"] != owner})
-    if foreign:
-        raise ConflictError(f"resources of service {name} belong to {', '.join(foreign)}", owner=foreign[0])
+    existing, made = claim_service(inventory, name, owner)
     attributes = {key: data[key] for key in ("description", "type", "lifecycle", "tags", "links", "environments")}
     attributes["costCenter"] = data["costCenter"]
     if data.get("title"):
         attributes["title"] = data["title"]
-    record = ResourceRecord(kind=KIND, locator=name, service=name, system=data["system"], owner=owner,
+    record = ResourceRecord(kind=SERVICE_KIND, locator=name, service=name, system=data["system"], owner=owner,
                             attributes=attributes)
     outcome, changed_fields = _outcome(existing, record)
     ctx.record(Change("catalog.component", f"component:default/{name}", outcome, fields=changed_fields), record)
-    rows = [*made, {"kind": KIND, "locator": name, "service": name, "system": data["system"], "owner": owner,
+    rows = [*made, {"kind": SERVICE_KIND, "locator": name, "service": name, "system": data["system"], "owner": owner,
                     "environment": None, "attributes": attributes}]
     refs = [f"resource:default/{e['metadata']['name']}" for e in catalog_entities(rows) if e["kind"] == "Resource"]
     return {"entityRef": f"component:default/{name}", "resources": refs, "changed": outcome is not Outcome.UNCHANGED,

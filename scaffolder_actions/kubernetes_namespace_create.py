@@ -81,7 +81,7 @@ def run(ctx: ActionContext) -> dict[str, Any]:
 def _plans(ctx: ActionContext, env: str, index: int) -> list[tuple[str, str, list[dict[str, Any]]]]:
     k8s, data = ctx.providers.kubernetes, ctx.input
     clusters = k8s.environments.get(env, ())
-    if not clusters:
+    if not clusters:  # the policy reports this already, unless no environment is mapped to any cluster at all
         raise PolicyViolation(f"no cluster serves environment {env!r}", rule="environment-clusters",
                               field=f"environments.{index}")
     tier = k8s.tiers[data["tier"]]

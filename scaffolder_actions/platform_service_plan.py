@@ -24,6 +24,7 @@ from backend.plugin_api import (
     PolicyViolation,
     ServiceInput,
     UpstreamUnavailable,
+    claim_service,
     dns_label,
     entity_name,
 )
@@ -63,17 +64,12 @@ EXAMPLES = (
 
 def run(ctx: ActionContext) -> dict[str, Any]:
     data, policy = ctx.input, ctx.policy
-    problems: list[FieldError] = [
-        *policy.service_problems(data["service"], system=data["system"]),
-        *policy.environment_problems(data["environments"], service=data["service"], system=data["system"]),
-        *policy.cost_center_problems(data["costCenter"]),
-        *policy.tier_problems(data["tier"]),
-        *policy.visibility_problems(data["visibility"]),
-    ]
+    problems: list[FieldError] = [*policy.request_problems(data), *policy.tier_problems(data["tier"]),
+                                  *policy.visibility_problems(data["visibility"])]
     refused = {problem.field for problem in problems}
     resources: list[dict[str, Any]] = []
     if "service" not in refused:  # a name the rules refuse is not worth looking up, nor is a refused environment
-        environments = [(index, env) for index, env in enumerate(data["environments"])
+        environments = [env for index, env in enumerate(data["environments"])
                         if f"environments.{index}" not in refused]
         resources = _availability(ctx, environments, problems)
     policy.enforce(problems)
@@ -84,7 +80,7 @@ def run(ctx: ActionContext) -> dict[str, Any]:
 
 
 def _availability(
-    ctx: ActionContext, environments: list[tuple[int, str]], problems: list[FieldError],
+    ctx: ActionContext, environments: list[str], problems: list[FieldError],
 ) -> list[dict[str, Any]]:
     """Each resource the template will converge, free or ours; a conflict becomes a problem on `service`."""
     data, providers = ctx.input, ctx.providers
@@ -108,33 +104,24 @@ def _availability(
     host, org = providers.repositories, providers.repository_org
     probe("repository", f"{org}/{service}", None,
           partial(host.check_repository, org, service, owner_team=entity_name(owner)))
-    store, vault = providers.require_secrets()
+    store, vault = providers.require_secrets()  # what the secrets step needs from Vault, read only
     store.ensure_kv_mount(vault.kv_mount, create=vault.create_kv_mount, dry_run=True)
-    for index, env in environments:
-        path = f"{env}/{system}/{service}"
+    if vault.kubernetes_auth_mount:
+        store.ensure_auth_method(vault.kubernetes_auth_mount, "kubernetes", create=vault.enable_kubernetes_auth,
+                                 dry_run=True)
+    for env in environments:
+        path = ctx.naming.secrets_path(service=service, system=system, environment=env)
         probe("vault.secrets-path", f"{vault.kv_mount}/{path}", env,
               partial(store.check_secret_path, vault.kv_mount, path, owner=owner))
-        clusters = providers.kubernetes.environments.get(env, ())
-        if not clusters:
-            problems.append(FieldError(f"environments.{index}", f"no cluster serves environment {env!r}",
-                                       "environment-clusters"))
         namespace = ctx.naming.namespace(service=service, system=system, environment=env)
-        for name in clusters:
+        for name in providers.kubernetes.environments.get(env, ()):
             probe("kubernetes.namespace", f"{name}/{namespace}", env,
                   partial(providers.clusters[name].check_namespace, namespace, owner_ref=owner))
-    probe("catalog.component", f"component:default/{service}", None, partial(_catalog_entry_is_ours, ctx))
+    if providers.inventory is not None:
+        inventory = providers.inventory
+        probe("catalog.component", f"component:default/{service}", None,
+              lambda: claim_service(inventory, service, owner)[0] is not None)
     return resources
-
-
-def _catalog_entry_is_ours(ctx: ActionContext) -> bool:
-    inventory, name, owner = ctx.providers.inventory, ctx.input["service"], ctx.input["owner"]
-    if inventory is None:
-        return False
-    existing = inventory.find("service", name)
-    if existing is not None and existing["owner"] != owner:
-        raise ConflictError(f"service {name} is registered in the catalog to {existing['owner']}",
-                            owner=existing["owner"])
-    return existing is not None
 
 
 ACTION = Action(

@@ -110,7 +110,7 @@ def run(ctx: ActionContext) -> dict[str, Any]:
 def _converge_environment(ctx: ActionContext, env: str, *, service: str, system: str, owner: str) -> dict[str, Any]:
     store, vault = ctx.providers.require_secrets()
     data, mount = ctx.input, vault.kv_mount
-    path = f"{env}/{system}/{service}"
+    path = ctx.naming.secrets_path(service=service, system=system, environment=env)
     namespace = data.get("namespace") or ctx.naming.namespace(service=service, system=system, environment=env)
     account = data.get("serviceAccount") or ctx.naming.service_account(service=service, system=system)
     prefix = f"goldenpath-{env}-{system}-{service}"

@@ -67,15 +67,18 @@ def test_the_canary_never_leaks(
         client.get("/api/v1/actions", headers={"Authorization": f"Bearer {CANARY}-wrong"}),
         client.post(REPO_RUNS, json={"input": repo}),
         client.post(REPO_RUNS, json={"input": {**repo, "name": "svc-canary-2", "owner": "group:default/nobody"}}),
+        client.post(echo_runs, json={"input": {"message": "hi", "apiToken": INPUT_SECRET, "refuse": True}}),
         client.get("/api/v1/runs"), client.get("/api/v1/audit"), client.get("/api/v1/metrics"),
         client.get("/api/v1/readyz"), client.get("/api/v1/inventory"),
     ]
-    statuses = [r.status_code for r in seen[:8]]
-    assert statuses == [201, 502, 200, 502, 201, 401, 201, 422]
+    statuses = [r.status_code for r in seen[:9]]
+    assert statuses == [201, 502, 200, 502, 201, 401, 201, 422, 422]
+    assert seen[8].json()["errors"] == [{"field": "apiToken", "rule": "no-tokens",
+                                         "message": "token *** is not allowed here"}]
     for run in client.get("/api/v1/runs").json()["items"]:
         seen.append(client.get(f"/api/v1/runs/{run['id']}"))
     assert seen[0].json()["output"]["echoed"] == "hi (token ***)"
-    assert any("***" in line["message"] for r in seen[13:] for line in r.json().get("log", []))
+    assert any("***" in line["message"] for r in seen[14:] for line in r.json().get("log", []))
 
     with services.database.engine.connect() as connection:
         tables = ["runs", "run_logs", "audit_events", "resources"]

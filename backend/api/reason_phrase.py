@@ -15,7 +15,6 @@ from contextvars import ContextVar
 from typing import Any
 
 import h11
-from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 REASON_HEADER = "x-goldenpath-reason"
@@ -69,5 +68,5 @@ class ReasonPhraseH11Protocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        size = self.config.h11_max_incomplete_event_size
-        self.conn = _ReasonPhraseConnection(h11.SERVER, size if size is not None else DEFAULT_MAX_INCOMPLETE_EVENT_SIZE)
+        # the same connection, set up as uvicorn configured it, with one method more: the subclass has no state
+        self.conn.__class__ = _ReasonPhraseConnection

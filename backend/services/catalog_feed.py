@@ -35,10 +35,17 @@ class Rendered:
 
 @dataclass
 class _Chunks:
-    """One form's rendered services: name → (bytes, entity count)."""
+    """One form's rendered services (name → bytes, entity count), and which service each row was rendered in."""
 
     revision: int = -1
     by_service: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    placed: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def stale(self, changed: list[tuple[str, str, str | None]]) -> set[str]:
+        """The services to render again: those of the changed rows, and those the rows were in before."""
+        services = {service for _, _, service in changed if service}
+        return services | {self.placed[(kind, locator)] for kind, locator, _ in changed
+                           if (kind, locator) in self.placed}
 
 
 class CatalogFeed:
@@ -68,11 +75,16 @@ class CatalogFeed:
 
     def _render(self, form: str, revision: int) -> Rendered:
         chunks = self._chunks[form]
-        changed = self._inventory.services_changed_since(chunks.revision) if chunks.revision >= 0 else None
-        if changed is None or len(changed) > FULL_RENDER_ABOVE:
-            chunks.by_service = _render_services(form, self._inventory.rows())
+        stale = chunks.stale(self._inventory.changed_since(chunks.revision)) if chunks.revision >= 0 else None
+        if stale is None or len(stale) > FULL_RENDER_ABOVE:
+            rows = self._inventory.rows()
+            chunks.by_service, chunks.placed = _render_services(form, rows), {}
         else:
-            chunks.by_service.update(_render_services(form, self._inventory.rows(changed)))
+            rows = self._inventory.rows(stale)
+            for name in stale:  # a service whose last row moved away has nothing left to show
+                chunks.by_service.pop(name, None)
+            chunks.by_service.update(_render_services(form, rows))
+        chunks.placed.update({(row["kind"], row["locator"]): row["service"] for row in rows if row.get("service")})
         chunks.revision = revision  # rows committed after `revision` was read are rendered again next time
         ordered = [chunks.by_service[name] for name in sorted(chunks.by_service)]
         count = sum(n for _, n in ordered)

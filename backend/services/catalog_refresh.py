@@ -35,19 +35,25 @@ class CatalogRefresher:
     def _work(self) -> None:
         while True:
             self._pending.wait()
-            self._pending.clear()
-            self._refresh()
+            self._pending.clear()  # before the refresh: a change made during it sets the flag for one more
+            try:
+                self._refresh()
+            except Exception as exc:  # the worker must outlive any failure (e.g. an unreadable token file)
+                self._failed(f"unexpected {type(exc).__name__}")
             time.sleep(self._min_interval)
 
     def _refresh(self) -> None:
         try:
             ref = _with_retries(self._catalog.refresh_location)(self._target)
         except GoldenPathError as exc:
-            self._metrics.catalog_refreshes.labels("failed").inc()
-            _log.warning("catalog refresh failed: %s", exc.detail)
+            self._failed(exc.detail)
             return
-        self._metrics.catalog_refreshes.labels("ok").inc()
         _log.info("asked Backstage to refresh %s", ref)
+        self._metrics.catalog_refreshes.labels("ok").inc()
+
+    def _failed(self, reason: str) -> None:
+        _log.warning("catalog refresh failed: %s", reason)
+        self._metrics.catalog_refreshes.labels("failed").inc()
 
 
 _with_retries = retry(retry=retry_if_exception_type(UpstreamUnavailable), stop=stop_after_attempt(3),

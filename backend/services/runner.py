@@ -129,7 +129,7 @@ class Runner:
             output = action.run(ctx)
             check_output(action, output)
         except GoldenPathError as exc:
-            exc.detail = redactor.text(exc.detail)  # the caller sees this detail: mask secrets first
+            exc.redact(redactor.text)  # the caller sees the detail and the errors: mask secrets first
             error = exc
         except Exception as exc:
             _log.error("action %s failed: %s", action.id, redactor.text(repr(exc)), extra={"run_id": new.id})
@@ -180,7 +180,7 @@ def policy_from(settings: Settings) -> Policy:
         environments=rules.environments, tiers=tuple(settings.kubernetes.tiers),
         naming=Naming(rules.namespace_pattern, rules.service_account_pattern), service_pattern=rules.service_pattern,
         reserved_names=rules.reserved_names, cost_center_pattern=rules.cost_center_pattern,
-        visibilities=rules.visibilities,
+        visibilities=rules.visibilities, clusters=settings.kubernetes.environments,
     )
 
 

@@ -69,11 +69,11 @@ class InventoryStore:
         with self._db.transaction() as session:
             return [dict(row._mapping) for row in session.execute(query)]
 
-    def services_changed_since(self, revision: int) -> set[str]:
-        """The services with a row that changed after inventory revision `revision`."""
-        query = select(Resource.service).where(Resource.revision > revision).distinct()
+    def changed_since(self, revision: int) -> list[tuple[str, str, str | None]]:
+        """(kind, locator, service) of each row that changed after inventory revision `revision`."""
+        query = select(Resource.kind, Resource.locator, Resource.service).where(Resource.revision > revision)
         with self._db.transaction() as session:
-            return {service for service in session.scalars(query) if service}
+            return [(kind, locator, service) for kind, locator, service in session.execute(query)]
 
     def revision(self) -> int:
         """Changes whenever the inventory does (one small read)."""

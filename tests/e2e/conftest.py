@@ -28,7 +28,7 @@ import requests
 import yaml
 
 from backend.embedded import EmbeddedOpenBao, free_port
-from tests import npm_cache
+from backstage import npm_cache
 from tests.conftest import GITHUB_ORG, GITHUB_TOKEN, start_github
 from tests.e2e.processes import Service, StaticFiles, spawn, wait_until
 from tests.github_emulator import GitHubEmulator, SpecCheck
@@ -205,9 +205,12 @@ def stack(backstage_install: Path, github_spec: SpecCheck,
         REPORT["Golden Path start"] = f"{seconds:.1f} s"
 
         override = tmp / "app-config.e2e.yaml"  # arrays replace: both readable hosts are listed again
-        override.write_text(yaml.safe_dump({"backend": {"reading": {"allow": [
-            {"host": f"127.0.0.1:{gp_port}", "paths": ["/api/v1/catalog/"]}, {"host": site.host}]}}}),
-            encoding="utf-8")
+        override.write_text(yaml.safe_dump({
+            "backend": {"reading": {"allow": [{"host": f"127.0.0.1:{gp_port}", "paths": ["/api/v1/catalog/"]},
+                                              {"host": site.host}]}},
+            # the catalog reads a location again only when asked: what Golden Path adds, it adds by its refresh
+            "catalog": {"processingInterval": {"hours": 1}},
+        }), encoding="utf-8")
         node_env = {  # what backstage/app-config.yaml refers to, as `make backstage` sets it
             **env, "NODE_ENV": "production", "BACKSTAGE_URL": bs_url, "BACKSTAGE_LISTEN": f"127.0.0.1:{bs_port}",
             "GOLDENPATH_URL": gp_url, "GOLDENPATH_HOST": f"127.0.0.1:{gp_port}", "BACKSTAGE_TOKEN": tokens["backstage"],

@@ -17,7 +17,7 @@ from typing import Any
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from tests import npm_cache
+from backstage import npm_cache
 
 PACKAGE_DIR = Path(__file__).parent / "openapi"
 SERVER = "http://github.emulator"

@@ -156,3 +156,32 @@ def test_the_plan_is_published_read_only_so_backstage_dry_runs_run_it(client: Te
     assert action["supportsDryRun"] is True
     dry = client.post(RUNS, json={"input": plan_input(), "dryRun": True})
     assert dry.status_code == 201 and dry.json()["status"] == "succeeded"
+
+
+STEPS = {"goldenpath:vault:secrets-path:create": {"secretKeys": ["API_KEY"]},
+         "goldenpath:kubernetes:namespace:create": {"tier": "small"},
+         "goldenpath:catalog:service:register": {"description": "Payments"}}
+
+
+@pytest.mark.parametrize(("overrides", "rule"), [
+    ({"environments": ["dev", "qa"]}, "allowed-environments"),
+    ({"environments": ["staging"]}, "environment-clusters"),
+    ({"costCenter": "finance"}, "cost-center-format"),
+    ({"service": "vault"}, "reserved-names"),
+    ({"service": "s" * 60}, "derived-names"),
+])
+def test_what_the_plan_refuses_every_step_refuses_before_writing(
+    make_app: Callable[..., Any], overrides: dict[str, Any], rule: str,
+) -> None:
+    app, services = make_app(policy={"cost_center_pattern": r"cc-[0-9]{4}"},
+                             kubernetes={"environments": {"dev": ["local"], "prod": ["local"]}})
+    client = app.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
+    data = plan_input(**overrides)
+    assert rule in {r for _, r in errors_of(client.post(RUNS, json={"input": data}))}
+    common = {k: data[k] for k in ("service", "system", "owner", "costCenter", "environments")}
+    for action, extra in STEPS.items():
+        response = client.post(f"/api/v1/actions/{action}/runs", json={"input": {**common, **extra}})
+        assert rule in {r for _, r in errors_of(response)}, action
+        assert response.json()["runId"] and not client.get(f"/api/v1/runs/{response.json()['runId']}").json()[
+            "changes"]
+    assert services.stores.inventory.list(service=data["service"]) == []

@@ -42,15 +42,29 @@ def test_incremental_renders_match_a_full_render(database_url: str) -> None:
     change([ResourceRecord("kubernetes.namespace", "eu/svc-d-dev", service="svc-d", system="payments",
                            owner="group:default/team-a", environment="dev",
                            attributes={"cluster": "eu", "namespace": "svc-d-dev"})])  # one gains a resource
-    before = inventory.services_changed_since(0)
-    assert before == {"svc-a", "svc-b", "svc-c", "svc-d"}
+    assert_same_as_a_full_render(feed, inventory, count=9)
 
-    fresh = CatalogFeed(inventory)
-    for form in ("yaml", "json"):
-        incremental, full = getattr(feed, form)(), getattr(fresh, form)()
-        assert incremental.body == full.body and incremental.etag == full.etag and incremental.count == 9
+    # a row can pass to another service (a namespace pattern without {service}): it leaves the old one's page
+    change([ResourceRecord("kubernetes.namespace", "eu/svc-d-dev", service="svc-a", system="payments",
+                           owner="group:default/team-a", environment="dev",
+                           attributes={"cluster": "eu", "namespace": "svc-d-dev"})])
+    assert_same_as_a_full_render(feed, inventory, count=9)
+    change([ResourceRecord("vault.secrets-path", "secret/dev/payments/orphan", service="svc-e", system="payments",
+                           owner="group:default/team-a", environment="dev", attributes={"path": "x"})])
+    assert_same_as_a_full_render(feed, inventory, count=10)  # svc-e: one Resource, no Component
+    change([ResourceRecord("vault.secrets-path", "secret/dev/payments/orphan", service="svc-a", system="payments",
+                           owner="group:default/team-a", environment="dev", attributes={"path": "x"})])
+    assert_same_as_a_full_render(feed, inventory, count=10)  # svc-e has nothing left, and is gone
     documents = list(yaml.safe_load_all(feed.yaml().body))
     assert [d["metadata"].get("description") for d in documents if d["kind"] == "Component"] == [
         "A service", "Changed", "A service", "A service"]
+    assert "svc-e" not in feed.yaml().body.decode()
     assert not inventory.upsert(service("svc-c"), action_id="test", run_id="r" * 36)  # no change, no revision
     assert feed.yaml().revision == inventory.revision()
+
+
+def assert_same_as_a_full_render(feed: CatalogFeed, inventory: InventoryStore, *, count: int) -> None:
+    fresh = CatalogFeed(inventory)
+    for form in ("yaml", "json"):
+        incremental, full = getattr(feed, form)(), getattr(fresh, form)()
+        assert incremental.body == full.body and incremental.etag == full.etag and incremental.count == count

@@ -1,4 +1,5 @@
-"""npm packages the tests need, installed by `npm ci` from a committed lock file into a cache outside the clone.
+"""npm packages (the local Backstage, the GitHub OpenAPI description), installed by `npm ci` from a committed lock
+file into a cache outside the clone.
 
 CI runs each time in a fresh clone, and a repeated `npm ci` would buy nothing: an install is kept under
 ~/.cache/goldenpath-e2e (or GOLDENPATH_E2E_CACHE), keyed by the lock file and the Node.js version.
