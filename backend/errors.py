@@ -97,6 +97,17 @@ class NotAllowedError(GoldenPathError):
     slug = "forbidden"
     title = "Not allowed"
 
+    def __init__(self, detail: str, *, rule: str = "forbidden", field: str | None = None) -> None:
+        super().__init__(detail)
+        self.rule, self.field = rule, field
+        self.errors = [FieldError(field, self.detail, rule)] if field else []
+
+    def extensions(self) -> dict[str, Any]:
+        ext: dict[str, Any] = {"rule": self.rule}
+        if self.errors:
+            ext["errors"] = [e.to_dict() for e in self.errors]
+        return ext
+
 
 class NotFoundError(GoldenPathError):
     status = 404

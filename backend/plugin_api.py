@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from backend.catalog import entities as catalog_entities
 from backend.errors import (
@@ -19,12 +19,26 @@ from backend.errors import (
     InputError,
     NotFoundError,
     PolicyViolation,
+    RunFailedError,
     UpstreamError,
     UpstreamUnavailable,
 )
 from backend.guardrails import TenantSpec, object_name, render
 from backend.kube_settings import KubernetesSettings
-from backend.naming import DNS_LABEL, ENTITY_REF, LABEL_VALUE, SECRET_KEY, Naming, entity_name, is_dns_label
+from backend.naming import (
+    DNS_LABEL,
+    DNS_LABEL_MAX,
+    ENTITY_REF,
+    ENTITY_REF_MAX,
+    LABEL_VALUE,
+    LABEL_VALUE_MAX,
+    SECRET_KEY,
+    SECRET_KEY_MAX,
+    Naming,
+    entity_name,
+    is_dns_label,
+)
+from backend.ownership import canonical_ref, same_owner
 from backend.policy import Policy
 from backend.providers.changes import Change, Outcome
 from backend.providers.clusters import ClusterTarget, TenantResult
@@ -34,8 +48,10 @@ from backend.providers.repositories import Protection, RepositoryHost, Repositor
 from backend.providers.secrets import InitialValues, KubernetesRoleSpec, SecretPathSpec, SecretsStore
 from backend.redaction import Redactor
 from backend.skeletons import Skeleton, load_skeleton, render_skeleton
+from backend.store.claims import Claim
 from backend.store.clock import utc_now
 from backend.store.inventory import ResourceRecord
+from backend.validators import CREDENTIAL_RULE, FreeText, FullMatch, field_messages, is_credential_message
 
 __all__ = [
     "DNS_LABEL",
@@ -45,16 +61,21 @@ __all__ = [
     "SERVICE_KIND",
     "Action",
     "ActionContext",
+    "ActionInput",
     "Change",
+    "Claim",
     "ClusterTarget",
     "ConflictError",
     "Example",
     "FieldError",
+    "FreeText",
+    "FullMatch",
     "InitialValues",
     "InputError",
     "InventoryView",
     "KubernetesRoleSpec",
     "KubernetesSettings",
+    "NameClaims",
     "Naming",
     "NotFoundError",
     "Outcome",
@@ -77,6 +98,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamUnavailable",
     "VaultOptions",
+    "canonical_ref",
     "catalog_entities",
     "claim_service",
     "dns_label",
@@ -88,6 +110,7 @@ __all__ = [
     "object_name",
     "render",
     "render_skeleton",
+    "same_owner",
     "secret_key_name",
     "validate_manifests",
     "yaml_documents",
@@ -95,18 +118,32 @@ __all__ = [
 
 _log = logging.getLogger("goldenpath.run")
 
-dns_label = validate.Regexp(
-    DNS_LABEL, error="must be a DNS label: lowercase letters, digits and '-', starting and ending "
-    "with a letter or digit, at most 63 characters")
-entity_ref = validate.Regexp(ENTITY_REF, error="must be an entity ref such as group:default/team-a")
-label_value = validate.Regexp(
-    LABEL_VALUE, error="must be letters, digits, '-', '_' or '.', starting and ending with a letter "
-    "or digit, at most 63 characters")
-secret_key_name = validate.Regexp(
-    SECRET_KEY, error="must be a key name: letters, digits, '_', '.', '-', not starting with a digit")
+dns_label = FullMatch(
+    DNS_LABEL, max_length=DNS_LABEL_MAX, error="must be a DNS label: lowercase letters, digits and '-', "
+    "starting and ending with a letter or digit, at most 63 characters")
+entity_ref = FullMatch(ENTITY_REF, max_length=ENTITY_REF_MAX,
+                       error="must be an entity ref such as group:default/team-a")
+label_value = FullMatch(
+    LABEL_VALUE, max_length=LABEL_VALUE_MAX, error="must be letters, digits, '-', '_' or '.', starting and "
+    "ending with a letter or digit, at most 63 characters")
+secret_key_name = FullMatch(
+    SECRET_KEY, max_length=SECRET_KEY_MAX,
+    error="must be a key name: letters, digits, '_', '.', '-', not starting with a digit")
 
 
-class ServiceInput(Schema):
+class ActionInput(Schema):
+    """Base of an action's (top-level) input schema: free text that looks like a credential is a 422 policy
+    problem naming each field (rule `no-credentials`), so the caller learns it must not send it; every other
+    problem stays a 400. Nested schemas stay plain `Schema`s, so the fields they report have their full path."""
+
+    def handle_error(self, error: ValidationError, data: Any, *, many: bool, **kwargs: Any) -> None:
+        found = [FieldError(path, message, CREDENTIAL_RULE) for path, message in field_messages(error.messages)
+                 if is_credential_message(message)]
+        if found:
+            raise PolicyViolation.of(found)
+
+
+class ServiceInput(ActionInput):
     """The fields every golden-path action takes about the service; actions extend it with their own."""
 
     service = fields.String(required=True, validate=dns_label, metadata={
@@ -143,6 +180,10 @@ class Action:
     idempotent: bool = True
     destructive: bool = False
     supports_dry_run: bool = True
+    # The input field naming the owner group: only its members (or admins) may run a writing action, and the
+    # runner refuses anyone else before the action runs. A writing action with no owner field is admin-only.
+    owner_field: str | None = "owner"
+    service_field: str | None = "service"  # the input field naming the service whose names the run claims
 
     @property
     def plugin_id(self) -> str:
@@ -155,8 +196,31 @@ class Action:
 
 @dataclass(frozen=True)
 class Requester:
+    """Who a run acts as. `user` is a verified person, never a claim; `claimed_user` is what a caller with no
+    person merely says (recorded as a claim, grants nothing). `groups` are the canonical group refs the person
+    is a member of (or the credential's own groups); `admin` may act for every owner."""
+
     user: str | None
     caller: str
+    claimed_user: str | None = None
+    groups: frozenset[str] = frozenset()
+    admin: bool = False
+
+    @property
+    def actor(self) -> str:
+        """Who to name in provenance (commit messages, annotations): the person, else the credential."""
+        return self.user or self.caller
+
+    def may_act_for(self, owner: str) -> bool:
+        """Whether this requester may create or change what `owner` owns: a member of the owner group, the
+        owner itself, or an admin."""
+        if self.admin:
+            return True
+        try:
+            wanted = canonical_ref(owner)
+        except ValueError:
+            return False
+        return wanted in self.groups or (self.user is not None and wanted == canonical_ref(self.user))
 
 
 @dataclass(frozen=True)
@@ -177,6 +241,15 @@ class InventoryView(Protocol):
     def list(self, *, service: str | None = None, kind: str | None = None) -> list[dict[str, Any]]: ...
 
 
+class NameClaims(Protocol):
+    """The names runs hold (see backend.store.claims): a name derived for one subject and owner is never
+    given to another."""
+
+    def conflicts(self, claims: Iterable[Claim]) -> list[ConflictError]: ...
+
+    def hold(self, claims: Iterable[Claim], *, run_id: str) -> None: ...
+
+
 SERVICE_KIND = "service"  # the inventory kind of a catalog registration
 
 
@@ -185,10 +258,10 @@ def claim_service(inventory: InventoryView, service: str, owner: str) -> tuple[d
     """The service's registration (None: not registered) and what was made for it, when all of it is `owner`'s;
     a ConflictError naming the owner otherwise."""
     existing = inventory.find(SERVICE_KIND, service)
-    if existing is not None and existing["owner"] != owner:
+    if existing is not None and not same_owner(existing["owner"], owner):
         raise ConflictError(f"service {service} is registered to {existing['owner']}", owner=existing["owner"])
     made = [row for row in inventory.list(service=service) if row["kind"] != SERVICE_KIND]
-    foreign = sorted({row["owner"] for row in made if row["owner"] and row["owner"] != owner})
+    foreign = sorted({row["owner"] for row in made if row["owner"] and not same_owner(row["owner"], owner)})
     if foreign:
         raise ConflictError(f"resources of service {service} belong to {', '.join(foreign)}", owner=foreign[0])
     return existing, made
@@ -207,6 +280,7 @@ class Providers:
     skeletons_dir: str = ""
     default_skeleton: str = "golden-path-service"
     inventory: InventoryView | None = None
+    claims: NameClaims | None = None
     public_url: str = ""
 
     def require_secrets(self) -> tuple[SecretsStore, VaultOptions]:
@@ -247,12 +321,65 @@ class ActionContext:
     policy: Policy
     secrets: Mapping[str, str] = field(default_factory=dict)
     template_ref: str | None = None
+    owner: str | None = None  # the owner the runner authorized (canonical), for actions with an owner field
     changes: list[Change] = field(default_factory=list)
     resources: list[ResourceRecord] = field(default_factory=list)
 
     @property
     def naming(self) -> Naming:
         return self.policy.naming
+
+    def claim(self, kind: str, name: str, *, subject: str) -> None:
+        """Hold `name` for this run's owner and `subject` before writing anything under it: the same name for
+        another subject or owner is a ConflictError. A dry-run only checks."""
+        self.claim_all([Claim(kind, name, self._claim_owner(), subject)])
+
+    def claim_all(self, claims: Iterable[Claim]) -> None:
+        wanted = list(claims)
+        if self.providers.claims is None or not wanted:
+            return
+        if self.dry_run:
+            if found := self.providers.claims.conflicts(wanted):
+                raise found[0]
+            return
+        self.providers.claims.hold(wanted, run_id=self.run_id)
+
+    def claim_problems(self, claims: Iterable[Claim], *, field: str) -> list[FieldError]:
+        """Read only, for the plan: each clash as a problem on `field`."""
+        if self.providers.claims is None:
+            return []
+        return [FieldError(field, clash.detail, "name-available") for clash in self.providers.claims.conflicts(claims)]
+
+    def claim_for(self, kind: str, name: str, *, subject: str) -> Claim:
+        return Claim(kind, name, self._claim_owner(), subject)
+
+    def environment_claims(self, env: str, *, namespace: str | None = None) -> list[Claim]:
+        """Every name the golden path derives for the service in one environment: its secrets path, both Vault
+        policies, the Kubernetes auth role and the namespace (a service's in any environment)."""
+        service, system = self.input["service"], self.input["system"]
+        names = {"service": service, "system": system, "environment": env}
+        subject = f"{service}/{env}"
+        claims = [self.claim_for("kubernetes.namespace", namespace or self.naming.namespace(**names),
+                                 subject=service)]
+        if self.providers.vault is not None:
+            vault = self.providers.vault
+            claims += [
+                self.claim_for("vault.secrets-path", f"{vault.kv_mount}/{self.naming.secrets_path(**names)}",
+                               subject=subject),
+                self.claim_for("vault.policy", self.naming.vault_policy(**names, audience="workload"),
+                               subject=subject),
+                self.claim_for("vault.policy", self.naming.vault_policy(**names, audience="owners"),
+                               subject=subject),
+            ]
+            if vault.kubernetes_auth_mount:
+                claims.append(self.claim_for("vault.kubernetes-role", f"{vault.kubernetes_auth_mount}/"
+                                             f"{self.naming.vault_role(**names)}", subject=subject))
+        return claims
+
+    def _claim_owner(self) -> str:
+        if self.owner is None:
+            raise RunFailedError("this action has no owner to claim names for")
+        return self.owner
 
     def check_service_policy(self, extra: Iterable[FieldError] = ()) -> None:
         """The platform's rules for the ServiceInput fields (naming, environments, cost center) and the

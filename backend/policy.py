@@ -7,6 +7,7 @@ Each check returns every problem it finds (field, rule, message) instead of stop
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ class Policy:
     cost_center_pattern: str | None = None
     visibilities: tuple[str, ...] = ("private", "internal")
     clusters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # environment → clusters; {}: no check
+    reserved_namespaces: tuple[str, ...] = ("default", "kube-*")  # shell-style patterns
+    allow_workload_overrides: bool = False
 
     def request_problems(self, data: Mapping[str, Any]) -> list[FieldError]:
         """The rules for the fields every golden-path step shares (ServiceInput): naming, environments,
@@ -70,6 +73,34 @@ class Policy:
             if not is_dns_label(namespace):  # the service name is what to change
                 problems.append(FieldError("service", f"makes the namespace {namespace!r} in {env}, which is not "
                                            f"a DNS label of at most {DNS_LABEL_MAX} characters", "derived-names"))
+            elif self.is_reserved_namespace(namespace):
+                problems.append(FieldError("service", f"makes the namespace {namespace!r} in {env}, which the "
+                                           "platform reserves", "reserved-namespaces"))
+        return problems
+
+    def is_reserved_namespace(self, namespace: str) -> bool:
+        return any(fnmatch.fnmatchcase(namespace, pattern) for pattern in self.reserved_namespaces)
+
+    def workload_problems(
+        self, data: Mapping[str, Any], *, derived_namespaces: Mapping[str, str], derived_account: str,
+    ) -> list[FieldError]:
+        """A request may name the workload its secrets are bound to only where the platform allows it, and never
+        a reserved namespace."""
+        problems: list[FieldError] = []
+        namespace, account = data.get("namespace"), data.get("serviceAccount")
+        if not self.allow_workload_overrides:
+            if namespace is not None and set(derived_namespaces.values()) != {namespace}:
+                problems.append(FieldError("namespace", f"must be the platform's namespace for the service "
+                                           f"({', '.join(sorted(set(derived_namespaces.values())))}); this platform "
+                                           "does not allow other workloads (policy.allow_workload_overrides)",
+                                           "workload-overrides"))
+            if account is not None and account != derived_account:
+                problems.append(FieldError("serviceAccount", f"must be the platform's service account "
+                                           f"{derived_account!r}; this platform does not allow other workloads "
+                                           "(policy.allow_workload_overrides)", "workload-overrides"))
+        if namespace is not None and self.is_reserved_namespace(namespace):
+            problems.append(FieldError("namespace", f"namespace {namespace!r} is reserved by the platform",
+                                       "reserved-namespaces"))
         return problems
 
     def tier_problems(self, tier: str, *, field: str = "tier") -> list[FieldError]:

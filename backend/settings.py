@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from backend.kube_settings import KubernetesSettings, kubernetes_from_dict
+from backend.ownership import canonical_ref
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SHORT_OVERRIDES = {
@@ -32,8 +33,13 @@ _SHORT_OVERRIDES = {
 
 @dataclass(frozen=True)
 class StaticToken:
+    """A credential with no person behind it: it acts only for `groups` (canonical group refs), or for every
+    owner when `admin`."""
+
     name: str
     token: str = field(repr=False)
+    groups: tuple[str, ...] = ()
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,9 +47,24 @@ class AuthSettings:
     static_tokens: tuple[StaticToken, ...] = ()
     backstage_url: str | None = None
     backstage_plugins: tuple[str, ...] = ("scaffolder",)
+    # groups a calling plugin acts for when no person is behind the call (no `obo`): {plugin: (group refs)}
+    plugin_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    admin_groups: tuple[str, ...] = ()  # people in these groups may act for every owner
+    # Golden Path's own Backstage token for reading people's groups (memberOf) from the catalog
+    catalog_token: str | None = field(default=None, repr=False)
+    catalog_token_file: str | None = None
+    membership_cache_seconds: float = 60.0
     audience: str = "goldenpath"
+    max_plugin_token_seconds: int = 3600  # Backstage plugin tokens live one hour
+    max_user_token_seconds: int = 86400  # Backstage caps user sessions (backstageTokenExpiration) at 24 h
     jwks_cache_seconds: int = 600
     jwks_refresh_cooldown_seconds: float = 30.0  # bounds refetches that unknown `kid`s can force
+
+    def resolved_catalog_token(self) -> str | None:
+        try:
+            return secret_from(self.catalog_token, self.catalog_token_file)
+        except FileNotFoundError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,10 @@ class PolicySettings:
     reserved_names: tuple[str, ...] = ("backstage", "default", "goldenpath", "kubernetes", "vault")
     cost_center_pattern: str | None = None
     visibilities: tuple[str, ...] = ("private", "internal")  # repository visibilities teams may ask for
+    # namespaces no request may name or derive (shell-style patterns): the cluster's and the platform's own
+    reserved_namespaces: tuple[str, ...] = ("default", "kube-*", "goldenpath*", "openbao*", "vault*",
+                                            "backstage*", "argocd", "flux-system", "cert-manager", "ingress-*")
+    allow_workload_overrides: bool = False  # may a request name its own namespace/serviceAccount for Vault?
 
 
 @dataclass(frozen=True)
@@ -127,6 +152,16 @@ class CatalogSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The audit chain's key and witness live outside the database, so its administrators cannot rewrite it."""
+
+    key_file: str = "var/audit.key"  # made (0600) on first start unless transit is set
+    witness_file: str = "var/audit-witness.jsonl"  # checkpoints of the chain head, appended (0600)
+    transit_mount: str | None = None  # with transit_key: MAC with Vault/OpenBao transit (the configured vault)
+    transit_key: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 7070
@@ -141,6 +176,7 @@ class Settings:
     repositories: RepositorySettings = RepositorySettings()
     github: GitHubSettings = GitHubSettings()
     catalog: CatalogSettings = CatalogSettings()
+    audit: AuditSettings = AuditSettings()
 
     @property
     def base_url(self) -> str:
@@ -170,16 +206,23 @@ def load_settings(path: str | None = None, env: Mapping[str, str] | None = None)
 def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     server = dict(raw.get("server") or {})
     auth = dict(raw.get("auth") or {})
-    tokens = [StaticToken(name=t["name"], token=str(t["token"])) for t in auth.pop("static_tokens", [])]
-    if single := auth.pop("token", None):
-        tokens.append(StaticToken(name="default", token=str(single)))
-    if "backstage_plugins" in auth:
-        auth["backstage_plugins"] = tuple(_as_list(auth["backstage_plugins"]))
+    tokens = [_static_token(t) for t in auth.pop("static_tokens", [])]
+    if single := auth.pop("token", None):  # the operator's token (GOLDENPATH_TOKEN): acts for every owner
+        tokens.append(StaticToken(name="default", token=str(single), admin=True))
+    for key in ("backstage_plugins", "admin_groups"):
+        if key in auth:
+            auth[key] = tuple(_as_list(auth[key]))
+    if "admin_groups" in auth:
+        auth["admin_groups"] = tuple(canonical_ref(g) for g in auth["admin_groups"])
+    if "plugin_groups" in auth:
+        auth["plugin_groups"] = {str(plugin): tuple(canonical_ref(g) for g in _as_list(groups))
+                                 for plugin, groups in dict(auth["plugin_groups"]).items()}
     auth = _coerce(AuthSettings, auth)
     policy = dict(raw.get("policy") or {})
-    for key in ("environments", "reserved_names", "visibilities"):
+    for key in ("environments", "reserved_names", "visibilities", "reserved_namespaces"):
         if key in policy:
             policy[key] = tuple(_as_list(policy[key]))
+    policy = _coerce(PolicySettings, policy)
     return Settings(
         host=str(server.get("host", Settings.host)),
         port=int(server.get("port", Settings.port)),
@@ -194,7 +237,15 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         repositories=RepositorySettings(**dict(raw.get("repositories") or {})),
         github=_github(dict(raw.get("github") or {})),
         catalog=CatalogSettings(**_coerce(CatalogSettings, dict(raw.get("catalog") or {}))),
+        audit=AuditSettings(**_coerce(AuditSettings, dict(raw.get("audit") or {}))),
     )
+
+
+def _static_token(raw: Mapping[str, Any]) -> StaticToken:
+    admin = raw.get("admin", False)
+    return StaticToken(name=str(raw["name"]), token=str(raw["token"]),
+                       groups=tuple(canonical_ref(g) for g in _as_list(raw.get("groups") or [])),
+                       admin=admin if isinstance(admin, bool) else str(admin).strip().lower() == "true")
 
 
 def _github(values: dict[str, Any]) -> GitHubSettings:

@@ -1,8 +1,10 @@
-"""`make backstage`: a local Backstage backend (catalog, scaffolder, proxy) wired to `make run`'s Golden Path.
+"""`make backstage`: a local Backstage backend (catalog, scaffolder, proxy, guest sign-in, MCP actions) wired to
+`make run`'s Golden Path.
 
 Installs the pinned packages of backstage/package-lock.json once (`npm ci` into ~/.cache/goldenpath-e2e, shared
 with the end-to-end tests), keeps the tokens under ./var (mode 0600), and runs the backend with
-backstage/app-config.yaml from backstage/ (its `file` locations are relative to that folder).
+backstage/app-config.yaml from backstage/ (its `file` locations are relative to that folder). The guest who signs
+in is BACKSTAGE_GUEST_USER (default user:default/alice, of team-payments; org.yaml lists the others).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from backstage import npm_cache  # noqa: E402
 
 HERE = ROOT / "backstage"
 STATE = ROOT / "var"
+DEFAULT_GUEST = "user:default/alice"
 
 
 def environment() -> dict[str, str]:
@@ -35,6 +38,7 @@ def environment() -> dict[str, str]:
         "BACKSTAGE_TOKEN": local_secret(STATE / "backstage-token")[0],
         "GOLDENPATH_BACKSTAGE_TOKEN": local_secret(STATE / "backstage-goldenpath-token")[0],
         "GOLDENPATH_TOKEN": os.environ.get("GOLDENPATH_TOKEN") or local_secret(STATE / "api-token")[0],
+        "BACKSTAGE_GUEST_USER": os.environ.get("BACKSTAGE_GUEST_USER") or DEFAULT_GUEST,
     }
 
 
@@ -44,9 +48,12 @@ def main() -> None:
     env = {**os.environ, **environment(), "NODE_ENV": "production"}
     print(f"Backstage packages: {how}", flush=True)
     actions = f"{env['BACKSTAGE_URL']}/api/scaffolder/v2/actions"
+    guest = f"{env['BACKSTAGE_URL']}/api/auth/guest/refresh"
     print(f"Backstage backend on {env['BACKSTAGE_URL']}, wired to Golden Path on {env['GOLDENPATH_URL']}.\n"
-          f"Your token for its API is in var/backstage-token:\n"
-          f"  curl -H \"Authorization: Bearer $(cat var/backstage-token)\" {actions}", flush=True)
+          f"Your token for its API is in var/backstage-token (no person behind it: Golden Path lets it act for no "
+          f"team):\n  curl -H \"Authorization: Bearer $(cat var/backstage-token)\" {actions}\n"
+          f"Start tasks as {env['BACKSTAGE_GUEST_USER']} (BACKSTAGE_GUEST_USER) with a user token:\n"
+          f"  curl -H 'X-Requested-With: XMLHttpRequest' {guest}   # .backstageIdentity.token", flush=True)
     os.chdir(HERE)
     os.execvpe("node", ["node", str(target / "index.js"), "--config", str(HERE / "app-config.yaml")], env)  # noqa: S606 - no shell wanted
 

@@ -44,7 +44,8 @@ def skeleton(count: int) -> dict[str, bytes]:
 
 def spec_for(name: str) -> RepositorySpec:
     return RepositorySpec(org=ORG, name=name, description="bench", visibility="private", default_branch="main",
-                          owner_team="team-payments", team_permission="maintain", topics=("bench",),
+                          owner_team="team-payments", owner_ref="group:default/team-payments",
+                          team_permission="maintain", topics=("bench",),
                           protection=Protection(), commit_message="Initial commit", skeleton="bench@1.0.0")
 
 

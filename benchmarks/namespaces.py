@@ -58,6 +58,7 @@ def _run_chunk(mode: str, numbers: range) -> dict[str, Any]:
     cluster = ({"mode": "direct", "server": emulator.url} if emulator else
                {"mode": "gitops", "remote": str(work / "remote.git"), "workdir": str(work / "work")})
     settings = settings_from_dict({"database": {"url": f"sqlite:///{work}/gp.db"}, "auth": {"token": "x" * 16},
+                                   "audit": {"key_file": f"{work}/audit.key", "witness_file": f"{work}/witness.jsonl"},
                                    "kubernetes": {"clusters": {"c1": cluster},
                                                   "environments": {"dev": ["c1"], "prod": ["c1"]}}})
     runner = build_services(settings).runner

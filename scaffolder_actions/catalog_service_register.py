@@ -18,6 +18,8 @@ from backend.plugin_api import (
     ActionContext,
     Change,
     Example,
+    FreeText,
+    FullMatch,
     Outcome,
     ResourceRecord,
     ServiceInput,
@@ -31,26 +33,27 @@ TAG = r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$"
 
 
 class LinkInput(Schema):
-    url = fields.Url(required=True, schemes={"http", "https"}, metadata={"title": "URL"})
-    title = fields.String(required=True, validate=validate.Length(min=1, max=100), metadata={"title": "Title"})
+    url = fields.Url(required=True, schemes={"http", "https"}, validate=FreeText(max_length=2000), metadata={
+        "title": "URL", "description": "Where the link points (http or https)."})
+    title = fields.String(required=True, validate=FreeText(min_length=1, max_length=100), metadata={
+        "title": "Title", "description": "The link's text on the entity page."})
 
 
 class RegisterInput(ServiceInput):
     environments = fields.List(fields.String(validate=dns_label), load_default=list,
                                validate=validate.Length(max=10), metadata={
         "title": "Environments", "description": "The environments provisioned (shown on the entity page)."})
-    description = fields.String(required=True, validate=validate.Length(min=1, max=500), metadata={
+    description = fields.String(required=True, validate=FreeText(min_length=1, max_length=500), metadata={
         "title": "Description", "description": "One line about the service."})
-    title = fields.String(validate=validate.Length(min=1, max=100), metadata={
+    title = fields.String(validate=FreeText(min_length=1, max_length=100), metadata={
         "title": "Title", "description": "Display name in the catalog."})
     type = fields.String(load_default="service", validate=validate.OneOf(["service", "website", "library"]),
                          metadata={"title": "Type", "description": "Component type."})
     lifecycle = fields.String(load_default="experimental",
                               validate=validate.OneOf(["experimental", "production", "deprecated"]),
                               metadata={"title": "Lifecycle", "description": "Component lifecycle."})
-    tags = fields.List(fields.String(validate=[validate.Regexp(TAG, error="must be a catalog tag: lowercase "
-                                                               "letters, digits, ':+#' and single '-'"),
-                                               validate.Length(max=63)]),
+    tags = fields.List(fields.String(validate=FullMatch(TAG, max_length=63, error="must be a catalog tag: "
+                                                        "lowercase letters, digits, ':+#' and single '-'")),
                        load_default=list, validate=validate.Length(max=20), metadata={
         "title": "Tags", "description": "Catalog tags."})
     links = fields.List(fields.Nested(LinkInput), load_default=list, validate=validate.Length(max=20), metadata={

@@ -17,7 +17,10 @@ from marshmallow import Schema, fields, validate
 from backend.plugin_api import (
     Action,
     ActionContext,
+    ActionInput,
     Example,
+    FreeText,
+    FullMatch,
     Protection,
     RepositorySpec,
     ResourceRecord,
@@ -30,7 +33,8 @@ from backend.plugin_api import (
 )
 
 TOPIC = r"^[a-z0-9][a-z0-9-]{0,49}$"
-BRANCH = r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$"
+# a git branch name: no '..', '//', '/.', no '.lock' component end, not ending in '/' or '.' (git check-ref-format)
+BRANCH = r"^(?!.*\.\.)(?!.*//)(?!.*/\.)(?!.*\.lock(/|$))(?!.*[./]$)[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$"
 VALUE_KEY = r"^[a-z][a-z0-9_]{0,40}$"
 GITHUB_LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$"
 PERMISSIONS = ("pull", "triage", "push", "maintain", "admin")
@@ -43,7 +47,8 @@ class ProtectionInput(Schema):
         "title": "Code owner review", "description": "CODEOWNERS must approve."})
     dismissStaleReviews = fields.Boolean(load_default=True, metadata={
         "title": "Dismiss stale reviews", "description": "New commits dismiss approvals."})
-    requiredStatusChecks = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list,
+    requiredStatusChecks = fields.List(fields.String(validate=FreeText(min_length=1, max_length=100)),
+                                       load_default=list, validate=validate.Length(max=50),
                                        metadata={"title": "Status checks", "description": "Checks that must pass."})
     enforceAdmins = fields.Boolean(load_default=True, metadata={
         "title": "Enforce for admins", "description": "Admins follow the rules too."})
@@ -54,16 +59,17 @@ class ProtectionInput(Schema):
 
 
 class CollaboratorInput(Schema):
-    username = fields.String(required=True, validate=validate.Regexp(GITHUB_LOGIN, error="must be a GitHub login"),
+    username = fields.String(required=True, validate=FullMatch(GITHUB_LOGIN, max_length=39,
+                                                               error="must be a GitHub login"),
                              metadata={"title": "Username", "description": "GitHub login."})
     permission = fields.String(load_default="push", validate=validate.OneOf(PERMISSIONS), metadata={
         "title": "Permission", "description": "pull, triage, push, maintain or admin."})
 
 
-class RepositoryInput(Schema):
+class RepositoryInput(ActionInput):
     name = fields.String(required=True, validate=dns_label, metadata={
         "title": "Name", "description": "Repository name (the service name, a DNS label)."})
-    description = fields.String(required=True, validate=validate.Length(min=1, max=350), metadata={
+    description = fields.String(required=True, validate=FreeText(min_length=1, max_length=350), metadata={
         "title": "Description", "description": "One line about the service."})
     owner = fields.String(required=True, validate=entity_ref, metadata={
         "title": "Owner", "description": "Owning group entity ref; its name is the GitHub team slug."})
@@ -76,18 +82,20 @@ class RepositoryInput(Schema):
         "title": "Collaborators", "description": "People besides the owning team, with their permission."})
     visibility = fields.String(load_default="private", validate=validate.OneOf(["private", "internal", "public"]),
                                metadata={"title": "Visibility", "description": "private (default), internal, public."})
-    topics = fields.List(fields.String(validate=validate.Regexp(TOPIC, error="must be a GitHub topic: lowercase "
-                                                                "letters, digits and '-', at most 50")),
+    topics = fields.List(fields.String(validate=FullMatch(TOPIC, max_length=50, error="must be a GitHub topic: "
+                                                          "lowercase letters, digits and '-', at most 50")),
                          load_default=list, validate=validate.Length(max=20), metadata={
         "title": "Topics", "description": "Repository topics."})
-    defaultBranch = fields.String(load_default="main", validate=validate.Regexp(BRANCH), metadata={
+    defaultBranch = fields.String(load_default="main", validate=FullMatch(BRANCH, max_length=100, error="must be "
+                                                                          "a git branch name"), metadata={
         "title": "Default branch", "description": "Protected default branch."})
     protection = fields.Nested(ProtectionInput, load_default=lambda: ProtectionInput().load({}), metadata={
         "title": "Branch protection", "description": "Rules for the default branch."})
     skeleton = fields.String(validate=dns_label, metadata={
         "title": "Skeleton", "description": "Skeleton to render; the platform's default when absent."})
-    values = fields.Dict(keys=fields.String(validate=validate.Regexp(VALUE_KEY)),
-                         values=fields.String(validate=validate.Length(max=1000)), load_default=dict,
+    values = fields.Dict(keys=fields.String(validate=FullMatch(VALUE_KEY, max_length=41, error="must be a "
+                                                               "template variable name: a-z, 0-9 and '_'")),
+                         values=fields.String(validate=FreeText(max_length=1000)), load_default=dict,
                          validate=validate.Length(max=50), metadata={
         "title": "Values", "description": "Extra values for the skeleton's templates."})
     adopt = fields.Boolean(load_default=False, metadata={
@@ -119,14 +127,11 @@ def run(ctx: ActionContext) -> dict[str, Any]:
                         *ctx.policy.visibility_problems(data["visibility"])])
     skeleton = load_skeleton(Path(ctx.providers.skeletons_dir), data.get("skeleton") or ctx.providers.default_skeleton)
     team = entity_name(data["owner"])
-    values = {**data["values"], "name": data["name"], "description": data["description"], "owner": data["owner"],
-              "owner_team": team, "system": data["system"], "org": org, "default_branch": data["defaultBranch"],
-              "service_account": ctx.naming.service_account(service=data["name"], system=data["system"])}
-    files = render_skeleton(skeleton, values)
     protection = data["protection"]
     spec = RepositorySpec(
         org=org, name=data["name"], description=data["description"], visibility=data["visibility"],
-        default_branch=data["defaultBranch"], owner_team=team, team_permission=data["teamPermission"],
+        default_branch=data["defaultBranch"], owner_team=team, owner_ref=data["owner"],
+        team_permission=data["teamPermission"],
         topics=tuple(data["topics"]), skeleton=f"{skeleton.name}@{skeleton.version}",
         collaborators=tuple((c["username"], c["permission"]) for c in data["collaborators"]),
         commit_message=f"Initial commit from the {skeleton.name} skeleton {skeleton.version}\n\n"
@@ -139,6 +144,11 @@ def run(ctx: ActionContext) -> dict[str, Any]:
             enforce_admins=protection["enforceAdmins"], required_linear_history=protection["requiredLinearHistory"],
             required_conversation_resolution=protection["requiredConversationResolution"]),
     )
+    # the skeleton records the owner (catalog-info.yaml, the ownership marker) as the full ref the spec holds
+    values = {**data["values"], "name": data["name"], "description": data["description"], "owner": spec.owner_ref,
+              "owner_team": team, "system": data["system"], "org": org, "default_branch": data["defaultBranch"],
+              "service_account": ctx.naming.service_account(service=data["name"], system=data["system"])}
+    files = render_skeleton(skeleton, values)
     result = host.ensure_repository(spec, files, adopt=data["adopt"], dry_run=ctx.dry_run, on_change=ctx.record)
     ctx.add_resource(ResourceRecord(
         kind="repository", locator=f"{org}/{data['name']}", service=data["name"], system=data["system"],
@@ -159,4 +169,5 @@ ACTION = Action(
     output_schema=RepositoryOutput,
     run=run,
     examples=EXAMPLES,
+    service_field="name",
 )

@@ -74,6 +74,8 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     plans = [plan for index, env in enumerate(ctx.input["environments"]) for plan in _plans(ctx, env, index)]
     for _, _, manifests in plans:  # fail closed: everything validates before anything is written
         validate_manifests(manifests, ctx.providers.kubernetes.version)
+    ctx.claim_all(ctx.claim_for("kubernetes.namespace", name, subject=ctx.input["service"])
+                  for name in sorted({manifests[0]["metadata"]["name"] for _, _, manifests in plans}))
     outputs = [_apply(ctx, env, cluster, manifests) for env, cluster, manifests in plans]
     return {"namespaces": outputs, "changed": any(o["changed"] for o in outputs)}
 
@@ -96,7 +98,7 @@ def _plans(ctx: ActionContext, env: str, index: int) -> list[tuple[str, str, lis
         auditors_group=k8s.auditors_group, auditors_cluster_role=k8s.auditors_cluster_role,
         dns_namespace=k8s.dns_namespace, dns_pod_labels=k8s.dns_pod_labels, ingress_namespaces=k8s.ingress_namespaces,
         provenance={"goldenpath.dev/source-template": ctx.template_ref or "none",
-                    "goldenpath.dev/requested-by": ctx.requester.user or ctx.requester.caller},
+                    "goldenpath.dev/requested-by": ctx.requester.actor},
     )
     return [(env, cluster, render(spec)) for cluster in clusters]
 
@@ -105,7 +107,7 @@ def _apply(ctx: ActionContext, env: str, cluster_name: str, manifests: list[dict
     cluster = ctx.providers.clusters[cluster_name]
     data, namespace = ctx.input, manifests[0]["metadata"]["name"]
     message = (f"goldenpath: namespace {namespace} for {data['system']}/{data['service']} ({env})\n\n"
-               f"Requested by {ctx.requester.user or ctx.requester.caller} in run {ctx.run_id}.")
+               f"Requested by {ctx.requester.actor} in run {ctx.run_id}.")
     resource = ResourceRecord(
         kind="kubernetes.namespace", locator=f"{cluster_name}/{namespace}", service=data["service"],
         system=data["system"], owner=data["owner"], environment=env,

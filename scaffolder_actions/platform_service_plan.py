@@ -16,22 +16,23 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from backend.plugin_api import (
+    SERVICE_KIND,
     Action,
     ActionContext,
     ConflictError,
     Example,
     FieldError,
+    FreeText,
     PolicyViolation,
     ServiceInput,
     UpstreamUnavailable,
     claim_service,
     dns_label,
-    entity_name,
 )
 
 
 class PlanInput(ServiceInput):
-    description = fields.String(required=True, validate=validate.Length(min=1, max=350), metadata={
+    description = fields.String(required=True, validate=FreeText(min_length=1, max_length=350), metadata={
         "title": "Description", "description": "One line about the service."})
     tier = fields.String(load_default="small", validate=dns_label, metadata={
         "title": "Size tier", "description": "Quota and default limits from the platform's tiers."})
@@ -66,11 +67,20 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     data, policy = ctx.input, ctx.policy
     problems: list[FieldError] = [*policy.request_problems(data), *policy.tier_problems(data["tier"]),
                                   *policy.visibility_problems(data["visibility"])]
+    if not ctx.requester.may_act_for(data["owner"]):
+        who = ctx.requester.user or f"the credential {ctx.requester.caller}"
+        problems.append(FieldError("owner", f"{who} is not a member of {data['owner']}, so may not act for it "
+                                   "(not-a-member-of-owner)", "not-a-member-of-owner"))
     refused = {problem.field for problem in problems}
     resources: list[dict[str, Any]] = []
     if "service" not in refused:  # a name the rules refuse is not worth looking up, nor is a refused environment
         environments = [env for index, env in enumerate(data["environments"])
                         if f"environments.{index}" not in refused]
+        # a service name another team holds says it all; otherwise each derived name another service holds
+        taken = ctx.claim_problems([ctx.claim_for(SERVICE_KIND, data["service"], subject=data["service"])],
+                                   field="service")
+        problems.extend(taken or ctx.claim_problems(
+            [c for env in environments for c in ctx.environment_claims(env)], field="service"))
         resources = _availability(ctx, environments, problems)
     policy.enforce(problems)
     created = [r for r in resources if r["status"] == "new"]
@@ -103,7 +113,7 @@ def _availability(
         raise UpstreamUnavailable("no repository provider is configured", provider="repositories")
     host, org = providers.repositories, providers.repository_org
     probe("repository", f"{org}/{service}", None,
-          partial(host.check_repository, org, service, owner_team=entity_name(owner)))
+          partial(host.check_repository, org, service, owner_ref=owner))
     store, vault = providers.require_secrets()  # what the secrets step needs from Vault, read only
     store.ensure_kv_mount(vault.kv_mount, create=vault.create_kv_mount, dry_run=True)
     if vault.kubernetes_auth_mount:

@@ -93,7 +93,12 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     store, vault = ctx.providers.require_secrets()
     data = ctx.input
     service, system, owner = data["service"], data["system"], data["owner"]
-    ctx.check_service_policy()
+    ctx.check_service_policy(ctx.policy.workload_problems(
+        data, derived_account=ctx.naming.service_account(service=service, system=system),
+        derived_namespaces={env: ctx.naming.namespace(service=service, system=system, environment=env)
+                            for env in data["environments"]}))
+    ctx.claim_all(claim for env in data["environments"]
+                  for claim in ctx.environment_claims(env, namespace=data.get("namespace")))
     ctx.record(store.ensure_kv_mount(vault.kv_mount, create=vault.create_kv_mount, dry_run=ctx.dry_run))
     if vault.kubernetes_auth_mount:
         ctx.record(store.ensure_auth_method(
@@ -107,38 +112,44 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     }
 
 
+def _namespace(ctx: ActionContext, env: str) -> str:
+    data = ctx.input
+    return str(data.get("namespace") or ctx.naming.namespace(service=data["service"], system=data["system"],
+                                                              environment=env))
+
+
 def _converge_environment(ctx: ActionContext, env: str, *, service: str, system: str, owner: str) -> dict[str, Any]:
     store, vault = ctx.providers.require_secrets()
     data, mount = ctx.input, vault.kv_mount
     path = ctx.naming.secrets_path(service=service, system=system, environment=env)
-    namespace = data.get("namespace") or ctx.naming.namespace(service=service, system=system, environment=env)
+    namespace = _namespace(ctx, env)
     account = data.get("serviceAccount") or ctx.naming.service_account(service=service, system=system)
-    prefix = f"goldenpath-{env}-{system}-{service}"
+    workload = ctx.naming.vault_policy(service=service, system=system, environment=env, audience="workload")
+    owners = ctx.naming.vault_policy(service=service, system=system, environment=env, audience="owners")
     inventory = {"service": service, "system": system, "owner": owner, "environment": env}
     metadata = {
         "owner": owner, "owner-team": entity_name(owner), "system": system, "service": service,
         "environment": env, "cost-center": data["costCenter"],
     }
-    provenance = {"source-template": ctx.template_ref or "none",
-                  "created-by": ctx.requester.user or ctx.requester.caller}
+    provenance = {"source-template": ctx.template_ref or "none", "created-by": ctx.requester.actor}
     ctx.record(store.ensure_secret_path(SecretPathSpec(
         mount=mount, path=path, custom_metadata=metadata, provenance=provenance, max_versions=vault.max_versions,
         keys=tuple(data["secretKeys"]), initial_values=InitialValues(data["initialValues"]),
     ), dry_run=ctx.dry_run), ResourceRecord(kind="vault.secrets-path", locator=f"{mount}/{path}", **inventory,
                                             attributes={"mount": mount, "path": path,
                                                         "uiUrl": store.ui_url(mount, path)}))
-    ctx.record(store.ensure_policy(f"{prefix}-workload", workload_policy(mount, path), dry_run=ctx.dry_run))
-    ctx.record(store.ensure_policy(f"{prefix}-owners", owners_policy(mount, path), dry_run=ctx.dry_run))
+    ctx.record(store.ensure_policy(workload, workload_policy(mount, path), dry_run=ctx.dry_run))
+    ctx.record(store.ensure_policy(owners, owners_policy(mount, path), dry_run=ctx.dry_run))
     role = None
     if vault.kubernetes_auth_mount:
-        role = f"{system}-{service}-{env}"
+        role = ctx.naming.vault_role(service=service, system=system, environment=env)
         ctx.record(store.ensure_kubernetes_role(KubernetesRoleSpec(
             mount=vault.kubernetes_auth_mount, name=role, service_account_names=(account,),
-            namespaces=(namespace,), policies=(f"{prefix}-workload",), token_ttl=vault.role_token_ttl,
+            namespaces=(namespace,), policies=(workload,), token_ttl=vault.role_token_ttl,
         ), dry_run=ctx.dry_run))
     return {
         "environment": env, "mount": mount, "path": path, "uiUrl": store.ui_url(mount, path),
-        "workloadPolicy": f"{prefix}-workload", "ownersPolicy": f"{prefix}-owners",
+        "workloadPolicy": workload, "ownersPolicy": owners,
         "kubernetesRole": role, "namespace": namespace, "serviceAccount": account,
     }
 

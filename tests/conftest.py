@@ -121,6 +121,8 @@ def make_settings(openbao: EmbeddedOpenBao, sqlite_url: str, gitops_dir: Path) -
             "kubernetes": {"clusters": {"local": {"mode": "gitops", "remote": str(gitops_dir / "local.git"),
                                                   "workdir": str(gitops_dir / "local-work")}}},
             "repositories": {"local_root": str(gitops_dir.parent / "git")},
+            "audit": {"key_file": str(gitops_dir.parent / "audit.key"),
+                      "witness_file": str(gitops_dir.parent / "audit-witness.jsonl")},
         }
         for section, values in sections.items():
             raw.setdefault(section, {}).update(values)

@@ -23,7 +23,9 @@ def _cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Comp
 def test_run_dry_run_then_real_then_audit(tmp_path: Path, openbao: EmbeddedOpenBao) -> None:
     db = tmp_path / "cli.db"
     env = {"GOLDENPATH_DATABASE_URL": f"sqlite:///{db}", "VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.token,
-           "GOLDENPATH_VAULT__ENABLE_KUBERNETES_AUTH": "true"}
+           "GOLDENPATH_VAULT__ENABLE_KUBERNETES_AUTH": "true",
+           "GOLDENPATH_AUDIT__KEY_FILE": str(tmp_path / "audit.key"),
+           "GOLDENPATH_AUDIT__WITNESS_FILE": str(tmp_path / "witness.jsonl")}
     assert VAULT_ACTION in _cli("actions", "list", env=env).stdout
     input_file = tmp_path / "input.yaml"
     input_file.write_text(json.dumps(vault_input()))
@@ -35,10 +37,11 @@ def test_run_dry_run_then_real_then_audit(tmp_path: Path, openbao: EmbeddedOpenB
     again = json.loads(_cli("run", VAULT_ACTION, "--input", str(input_file), env=env).stdout)
     assert again["output"]["changed"] is False
 
-    assert _cli("audit", "verify", env=env).stdout.strip() == "audit chain intact: 2 events"
+    assert _cli("audit", "verify", env=env).stdout.startswith("audit chain intact: 2 events;")
     exported = [json.loads(line) for line in _cli("audit", "export", env=env).stdout.splitlines()]
     assert [e["result"] for e in exported] == ["succeeded", "succeeded"]
-    assert exported[0]["actor_caller"] == "cli" and exported[0]["actor_user"].startswith("user:default/")
+    assert exported[0]["actor_caller"] == "cli" and exported[0]["actor_user"] is None  # the OS login is a claim
+    assert exported[0]["actor_claim"].startswith("user:default/")
 
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE audit_events SET result = 'failed' WHERE seq = 2")
@@ -47,7 +50,9 @@ def test_run_dry_run_then_real_then_audit(tmp_path: Path, openbao: EmbeddedOpenB
 
 
 def test_bad_input_exits_1_with_a_problem(tmp_path: Path) -> None:
-    env = {"GOLDENPATH_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db"}
+    env = {"GOLDENPATH_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+           "GOLDENPATH_AUDIT__KEY_FILE": str(tmp_path / "audit.key"),
+           "GOLDENPATH_AUDIT__WITNESS_FILE": str(tmp_path / "witness.jsonl")}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"service": "Not_OK"}))
     result = _cli("run", VAULT_ACTION, "--input", str(bad), env=env, check=False)

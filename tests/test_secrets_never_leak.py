@@ -40,7 +40,7 @@ def canary_github(github: GitHubEmulator) -> GitHubEmulator:
 
 def test_the_canary_never_leaks(
     installed: Path, canary_bao: EmbeddedOpenBao, canary_github: GitHubEmulator, database_url: str,
-    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, tmp_path: Path,
 ) -> None:
     github = github_settings(canary_github)
     github["github"]["token"] = GITHUB_TOKEN
@@ -48,6 +48,7 @@ def test_the_canary_never_leaks(
         "database": {"url": database_url}, "auth": {"token": API_TOKEN},
         "vault": {"addr": canary_bao.addr, "token": VAULT_TOKEN, "enable_kubernetes_auth": True},
         "server": {"log_level": "DEBUG"}, **github,
+        "audit": {"key_file": str(tmp_path / "audit.key"), "witness_file": str(tmp_path / "witness.jsonl")},
     })
     services = build_services(settings)
     configure_logging("DEBUG", services.redactor)

@@ -59,9 +59,13 @@ def test_github_settings_from_env_and_files(tmp_path: Path) -> None:
 
 def test_the_example_configuration_loads() -> None:
     example = Path(__file__).parent.parent / "goldenpath.example.yaml"
-    env = {"GITHUB_TOKEN": "ghp_example_0123456789", "GOLDENPATH_PROXY_TOKEN": "p" * 20}
+    env = {"GITHUB_TOKEN": "ghp_example_0123456789", "GOLDENPATH_PROXY_TOKEN": "p" * 20,
+           "GOLDENPATH_CI_TOKEN": "c" * 20}
     settings = load_settings(str(example), env)
     assert settings.repositories.provider == "github" and settings.github.resolved_token() == "ghp_example_0123456789"
+    proxy, ci = settings.auth.static_tokens
+    assert (proxy.groups, proxy.admin, ci.admin) == (("group:default/team-payments",), False, True)
+    assert settings.auth.admin_groups == ("group:default/platform",) and not settings.policy.allow_workload_overrides
     assert settings.kubernetes.clusters
     assert settings.policy.cost_center_pattern and settings.catalog.refresh_location
 
@@ -72,6 +76,8 @@ def test_make_runs_configuration_connects_to_make_backstage() -> None:
     assert settings.auth.backstage_url == "http://127.0.0.1:7007"
     assert settings.catalog.refresh_location == "http://127.0.0.1:8080/api/v1/catalog/entities.yaml"
     assert settings.catalog.backstage_token_file == "var/backstage-goldenpath-token"  # written by make backstage
+    assert settings.auth.catalog_token_file == "var/backstage-goldenpath-token"  # catalog.entity.read too
+    assert settings.auth.admin_groups == ("group:default/platform",)
     assert settings.repositories.provider == "local" and settings.vault.addr is None  # embedded defaults
 
 
@@ -82,3 +88,15 @@ def test_policy_rules_from_env_overrides() -> None:
     assert settings.policy.reserved_names == ("admin", "root")
     assert settings.policy.visibilities == ("private",)
     assert settings.policy.cost_center_pattern == "cc-[0-9]+"
+
+
+def test_trust_settings_from_env_overrides_and_the_short_token_is_admin() -> None:
+    settings = load_settings(None, {"GOLDENPATH_TOKEN": "t" * 20,
+                                    "GOLDENPATH_AUTH__ADMIN_GROUPS": "platform, Group:Ops/SRE",
+                                    "GOLDENPATH_POLICY__ALLOW_WORKLOAD_OVERRIDES": "true",
+                                    "GOLDENPATH_POLICY__RESERVED_NAMESPACES": "default,kube-*"})
+    [token] = settings.auth.static_tokens
+    assert token.admin and token.groups == ()
+    assert settings.auth.admin_groups == ("group:default/platform", "group:ops/sre")
+    assert settings.policy.allow_workload_overrides is True
+    assert settings.policy.reserved_namespaces == ("default", "kube-*")

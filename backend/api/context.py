@@ -8,6 +8,7 @@ from connexion.context import context
 from flask import current_app
 
 from backend.plugin_api import Requester
+from backend.services.auth import Principal
 
 if TYPE_CHECKING:
     from backend.app import Services
@@ -18,11 +19,14 @@ def services() -> Services:
     return found
 
 
-def requester(on_behalf_of: str | None = None) -> Requester:
-    """The caller is who authenticated. The user is the one a Backstage token vouches for (`obo`), else the
-    one a static-token caller says it acts for (recorded as its claim, next to the caller)."""
+def requester(claimed_user: str | None = None) -> Requester:
+    """Who the request acts as: the credential that authenticated, the person a verified Backstage `obo` token
+    names (with their groups from the catalog), and, separately, the user a caller merely claims to act for
+    (the REST API's context.user: recorded as a claim, it grants nothing)."""
     info: dict[str, Any] = context.get("token_info") or {}
-    return Requester(user=info.get("user") or on_behalf_of, caller=str(info.get("caller", "anonymous")))
+    if "caller" not in info:
+        return Requester(user=None, caller="anonymous", claimed_user=claimed_user)
+    return services().identities.requester(Principal.from_dict(info), claimed_user=claimed_user)
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> tuple[dict[str, Any], int, dict[str, str]]:

@@ -21,8 +21,20 @@ def describe(error: ValidationError, prefix: str) -> FieldError:
     if error.validator == "additionalProperties":
         extra = error.message.split("'")[1] if "'" in error.message else ""
         return FieldError(".".join([prefix, *path, extra]).strip("."), "is not a known field")
-    message = error.message if len(error.message) <= 200 else error.message[:199] + "…"
+    plain = _PLAIN.get(str(error.validator))
+    message = plain(error.validator_value) if plain else error.message  # plain: never echo the refused value
+    message = message if len(message) <= 200 else message[:199] + "…"
     return FieldError(".".join([prefix, *path]).strip(".") or prefix or "body", message)
+
+
+_PLAIN: dict[str, Any] = {
+    "pattern": lambda pattern: f"does not match the pattern {pattern}",
+    "maxLength": lambda limit: f"must be at most {limit} characters",
+    "minLength": lambda limit: f"must be at least {limit} characters",
+    "enum": lambda allowed: "must be one of " + ", ".join(map(str, allowed)),
+    "type": lambda wanted: f"must be of type {wanted}",
+    "format": lambda wanted: f"must be a valid {wanted}",
+}
 
 
 class FieldNamingBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from urllib.parse import quote
 
 import requests
 
@@ -57,3 +58,43 @@ def _message(response: requests.Response) -> str:
         return str(response.json()["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return response.reason or ""
+
+
+class BackstageDirectory:
+    """Reads a person's groups from Backstage's catalog: the `memberOf` relations of their User entity.
+
+    The token needs only `catalog.entity.read` (Backstage's externalAccess accessRestrictions can say so)."""
+
+    def __init__(self, *, base_url: str, token: Callable[[], str | None], timeout: float = 5.0) -> None:
+        self._base = base_url.rstrip("/") + "/api/catalog/entities/by-name/user"
+        self._token = token
+        self._timeout = timeout
+        self._session = requests.Session()
+
+    def groups_of(self, user_ref: str) -> frozenset[str]:
+        """Group refs the user is a direct member of; none for a user the catalog does not know."""
+        namespace, name = user_ref.split(":", 1)[1].split("/", 1)
+        token = self._token()
+        if not token:
+            raise UpstreamUnavailable("Golden Path has no Backstage token to read group memberships with "
+                                      "(auth.catalog_token)", provider=PROVIDER)
+        url = f"{self._base}/{quote(namespace, safe='')}/{quote(name, safe='')}"
+        try:
+            response = self._session.get(url, timeout=self._timeout, headers={"Authorization": f"Bearer {token}"})
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(f"Backstage's catalog did not answer for {user_ref} ({type(exc).__name__})",
+                                      provider=PROVIDER) from None
+        if response.status_code == 404:
+            return frozenset()
+        if response.status_code >= 500:
+            raise UpstreamUnavailable(f"Backstage's catalog answered {response.status_code} for {user_ref}",
+                                      provider=PROVIDER)
+        if response.status_code >= 400:
+            raise UpstreamError(f"Backstage's catalog refused to read {user_ref} ({response.status_code}): "
+                                f"{cap(_message(response), 200)}", provider=PROVIDER)
+        try:
+            relations = response.json().get("relations") or []
+        except ValueError:
+            raise UpstreamError(f"Backstage's catalog sent no JSON for {user_ref}", provider=PROVIDER) from None
+        return frozenset(str(r["targetRef"]).lower() for r in relations
+                         if isinstance(r, dict) and r.get("type") == "memberOf" and isinstance(r.get("targetRef"), str))

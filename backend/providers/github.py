@@ -11,8 +11,9 @@ protection) are each read, compared and written only when they differ, then read
 reports is what the action returns, and anything GitHub did not apply fails the run (fail closed).
 CODEOWNERS must exist and be valid by GitHub's own check.
 
-Ownership lives in the repository: `.goldenpath.yaml` names the skeleton and the owning team. An
-existing repository without it, or with another team's, is a conflict unless `adopt`. An empty
+Ownership lives in the repository: `.goldenpath.yaml` names the skeleton, the owner (a full entity ref)
+and its team; a marker from before full refs names only the team, that is `group:default/<team>`. An
+existing repository without it, or with another owner's, is a conflict unless `adopt`. An empty
 repository holds nothing to lose: that is how a run that stopped after creating it finishes on retry.
 """
 
@@ -31,9 +32,16 @@ import yaml
 from github import Auth, Github, GithubException, GithubIntegration
 
 from backend.errors import ConflictError, PolicyViolation, UpstreamError, UpstreamUnavailable
+from backend.ownership import canonical_ref, same_owner
 from backend.providers.changes import Change, Outcome
 from backend.providers.github_api import PROVIDER, GitHubApi
-from backend.providers.repositories import RepositoryHost, RepositoryResult, RepositorySpec
+from backend.providers.repositories import (
+    RepositoryHost,
+    RepositoryResult,
+    RepositorySpec,
+    owner_team_of,
+    recorded_owner,
+)
 
 MARKER = ".goldenpath.yaml"
 SEED_MESSAGE = "Golden Path: initialise the repository"
@@ -109,6 +117,7 @@ class GitHubHost(RepositoryHost):
         self, spec: RepositorySpec, files: dict[str, bytes], *, adopt: bool, dry_run: bool,
         on_change: Callable[[Change], object],
     ) -> RepositoryResult:
+        owner_team_of(spec.owner_ref)  # a person has no team: refused before anything is read or written
         api = self.api()
         run = _Run(api, spec, on_change, dry_run=dry_run)
         run.require_team()
@@ -139,8 +148,9 @@ class GitHubHost(RepositoryHost):
         return RepositoryResult(remote_url=str(repo["clone_url"]), contents_url=contents_url,
                                 commit_hash=commit, settings=settings, writes=api.writes)
 
-    def check_repository(self, org: str, name: str, *, owner_team: str) -> bool:
-        ownership = _Ownership(self.api(), org=org, name=name, owner_team=owner_team)
+    def check_repository(self, org: str, name: str, *, owner_ref: str) -> bool:
+        team = owner_team_of(owner_ref)
+        ownership = _Ownership(self.api(), org=org, name=name, owner_ref=owner_ref, owner_team=team)
         ownership.require_team()
         repo = ownership.read_repository()
         if repo is None:
@@ -157,8 +167,9 @@ class GitHubHost(RepositoryHost):
 class _Ownership:
     """Reads about one repository: does the owning team exist, does the repository, and is it ours."""
 
-    def __init__(self, api: GitHubApi, *, org: str, name: str, owner_team: str) -> None:
+    def __init__(self, api: GitHubApi, *, org: str, name: str, owner_ref: str, owner_team: str) -> None:
         self.api, self.org, self.owner_team = api, org, owner_team
+        self.owner_ref = canonical_ref(owner_ref)
         self.locator = f"{org}/{name}"
         self.base = f"/repos/{quote(org)}/{quote(name)}"
 
@@ -186,9 +197,9 @@ class _Ownership:
             raise ConflictError(f"repository {self.locator} exists and was not created by Golden Path; "
                                 "set adopt: true to apply settings only")
         marker = _parse_marker(found)
-        team = str(marker.get("team") or "")
-        if team and team != self.owner_team and not adopt:
-            raise ConflictError(f"repository {self.locator} is owned by team {team}", owner=team)
+        owner = recorded_owner(owner=marker.get("owner"), team=marker.get("team"))
+        if owner is not None and not same_owner(owner, self.owner_ref) and not adopt:
+            raise ConflictError(f"repository {self.locator} is owned by {owner}", owner=owner)
         return bool(marker.get("publishing"))  # only the seed commit is there: a run stopped mid-publish
 
     def _is_empty(self, branch: str) -> bool:
@@ -202,7 +213,7 @@ class _Run(_Ownership):
 
     def __init__(self, api: GitHubApi, spec: RepositorySpec, on_change: Callable[[Change], object], *,
                  dry_run: bool) -> None:
-        super().__init__(api, org=spec.org, name=spec.name, owner_team=spec.owner_team)
+        super().__init__(api, org=spec.org, name=spec.name, owner_ref=spec.owner_ref, owner_team=spec.owner_team)
         self.spec, self.on_change, self.dry_run = spec, on_change, dry_run
 
     def create_repository(self) -> dict[str, Any] | None:
@@ -237,7 +248,8 @@ class _Run(_Ownership):
         """Git Data needs a first commit. The seed's marker says publishing is under way, so a run that stops
         before the branch points at the skeleton is finished by the next one."""
         spec = self.spec
-        seed = yaml.safe_dump({"skeleton": spec.skeleton, "team": spec.owner_team, "publishing": True}).encode()
+        seed = yaml.safe_dump({"skeleton": spec.skeleton, "owner": spec.owner_ref, "team": spec.owner_team,
+                               "publishing": True}).encode()
         body = {"message": SEED_MESSAGE, "content": base64.b64encode(seed).decode(), "branch": spec.default_branch}
         for attempt in range(SEED_ATTEMPTS):
             # a repository created a moment ago can answer 404/409 until GitHub has finished creating it

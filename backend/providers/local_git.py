@@ -15,8 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backend.errors import ConflictError, UpstreamError, cap
+from backend.ownership import same_owner
 from backend.providers.changes import Change, Outcome
-from backend.providers.repositories import RepositoryHost, RepositoryResult, RepositorySpec
+from backend.providers.repositories import (
+    RepositoryHost,
+    RepositoryResult,
+    RepositorySpec,
+    owner_team_of,
+    recorded_owner,
+)
 
 PROVIDER = "local-git"
 AUTHOR = "Golden Path <goldenpath@localhost>"
@@ -34,13 +41,14 @@ class LocalGitHost(RepositoryHost):
         self, spec: RepositorySpec, files: dict[str, bytes], *, adopt: bool, dry_run: bool,
         on_change: Callable[[Change], object],
     ) -> RepositoryResult:
+        owner_team_of(spec.owner_ref)  # a person owns no repository: refused before anything is written
         path = self.root / spec.org / f"{spec.name}.git"
         locator = f"{spec.org}/{spec.name}"
         writes = 0
         with self._lock:
             exists = path.exists()
             if exists:
-                self._refuse_foreign(path, org=spec.org, name=spec.name, owner_team=spec.owner_team, adopt=adopt)
+                self._refuse_foreign(path, org=spec.org, name=spec.name, owner_ref=spec.owner_ref, adopt=adopt)
             elif not dry_run:
                 self._create(path, spec, files)
                 writes += 1
@@ -60,11 +68,12 @@ class LocalGitHost(RepositoryHost):
                                 contents_url=f"{self.base_url}/git/{spec.org}/{spec.name}.git",
                                 commit_hash=commit, settings=settings, writes=writes)
 
-    def check_repository(self, org: str, name: str, *, owner_team: str) -> bool:
+    def check_repository(self, org: str, name: str, *, owner_ref: str) -> bool:
+        owner_team_of(owner_ref)
         path = self.root / org / f"{name}.git"
         if not path.exists():
             return False
-        self._refuse_foreign(path, org=org, name=name, owner_team=owner_team, adopt=False)
+        self._refuse_foreign(path, org=org, name=name, owner_ref=owner_ref, adopt=False)
         return True
 
     def _create(self, path: Path, spec: RepositorySpec, files: dict[str, bytes]) -> None:
@@ -76,16 +85,17 @@ class LocalGitHost(RepositoryHost):
         (path / "description").write_text(spec.description + "\n", encoding="utf-8")
         self._git(path, "fast-import", "--quiet", stdin=_fast_import_stream(spec, files))
 
-    def _refuse_foreign(self, path: Path, *, org: str, name: str, owner_team: str, adopt: bool) -> None:
+    def _refuse_foreign(self, path: Path, *, org: str, name: str, owner_ref: str, adopt: bool) -> None:
         current = self._settings(path)
         if adopt:
             return
         if current.get("goldenpath.managed") != "true":
             raise ConflictError(f"repository {org}/{name} exists and was not created by Golden Path; "
                                 "set adopt: true to apply settings only")
-        owner = current.get("goldenpath.owner-team")  # git lowercases config keys on read
-        if owner and owner != owner_team:
-            raise ConflictError(f"repository {org}/{name} is owned by team {owner}", owner=owner)
+        # git lowercases config keys on read; repositories from before full refs record only the team
+        owner = recorded_owner(owner=current.get("goldenpath.owner"), team=current.get("goldenpath.owner-team"))
+        if owner is not None and not same_owner(owner, owner_ref):
+            raise ConflictError(f"repository {org}/{name} is owned by {owner}", owner=owner)
 
     def _differing_settings(self, path: Path, spec: RepositorySpec) -> dict[str, str]:
         current = self._settings(path)
@@ -114,6 +124,7 @@ def _wanted_settings(spec: RepositorySpec) -> dict[str, str]:
     protection = spec.protection
     return {
         "goldenpath.managed": "true",
+        "goldenpath.owner": spec.owner_ref,
         "goldenpath.owner-team": spec.owner_team,
         "goldenpath.team-permission": spec.team_permission,
         "goldenpath.visibility": spec.visibility,

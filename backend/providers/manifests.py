@@ -10,6 +10,7 @@ import yaml
 
 from backend.errors import ConflictError, PolicyViolation
 from backend.guardrails import MANAGED_BY, OWNER_REF_ANNOTATION, PROVENANCE_ANNOTATIONS, object_name
+from backend.ownership import same_owner
 
 ENVELOPE = ("apiVersion", "kind", "metadata", "status")
 
@@ -35,7 +36,7 @@ def check_namespace_owner(current: dict[str, Any] | None, *, owner_ref: str, clu
     if (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") != MANAGED_BY:
         raise ConflictError(f"namespace {name} on cluster {cluster} exists and is not managed by Golden Path")
     owner = (meta.get("annotations") or {}).get(OWNER_REF_ANNOTATION)
-    if owner and owner != owner_ref:
+    if owner and not same_owner(owner, owner_ref):  # full refs: user:default/team-a is not group:default/team-a
         raise ConflictError(f"namespace {name} on cluster {cluster} is owned by {owner}", owner=owner)
 
 

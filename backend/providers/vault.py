@@ -19,6 +19,7 @@ import requests
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from backend.errors import ConflictError, UpstreamError, UpstreamUnavailable, cap
+from backend.ownership import same_owner
 from backend.providers.changes import Change, Outcome
 from backend.providers.secrets import InitialValues, KubernetesRoleSpec, SecretPathSpec, SecretsStore
 
@@ -213,7 +214,7 @@ def _refuse_foreign_owner(metadata: dict[str, Any], locator: str, *, wanted: str
             + (f" (owner: {owner})" if owner else ""),
             owner=owner,
         )
-    if owner and owner != wanted:
+    if owner and (wanted is None or not same_owner(owner, wanted)):  # compared as full entity refs
         raise ConflictError(f"secrets path {locator} is owned by {owner}", owner=owner)
 
 

@@ -27,7 +27,7 @@ class ActionRegistry:
         for action in actions:
             if not isinstance(action, Action):
                 raise RegistryError(f"{action!r} is not an Action")
-            if not ACTION_ID.match(action.id):
+            if not ACTION_ID.fullmatch(action.id):
                 raise RegistryError(f"action id {action.id!r} must look like goldenpath:<system>:<noun>:<verb>")
             if action.id in self._actions:
                 raise RegistryError(f"two actions declare the id {action.id!r}")

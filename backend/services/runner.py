@@ -12,14 +12,23 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from backend.errors import ConflictError, FieldError, GoldenPathError, InputError, RunFailedError, UpstreamError
+from backend.errors import (
+    ConflictError,
+    FieldError,
+    GoldenPathError,
+    InputError,
+    NotAllowedError,
+    RunFailedError,
+    UpstreamError,
+)
 from backend.naming import Naming
-from backend.plugin_api import Action, ActionContext, Policy, Providers, Requester, RunLogger
+from backend.ownership import canonical_ref
+from backend.plugin_api import SERVICE_KIND, Action, ActionContext, Policy, Providers, Requester, RunLogger
 from backend.redaction import MASK, Redactor
 from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
@@ -66,7 +75,7 @@ class Runner:
         action = self._registry.get(request.action_id)
         if request.dry_run and not action.supports_dry_run:
             raise InputError.for_field("dryRun", f"{action.id} does not support dry-run")
-        data = load_input(action.input_schema, request.input)
+        data = canonical_owner(action, load_input(action.input_schema, request.input))
         secret_values = [*secret_inputs(action.input_schema, data), *request.secrets.values()]
         redactor = self._redactor.child(secret_values)
         digest = input_digest(action.input_schema, data, dry_run=request.dry_run)
@@ -76,6 +85,9 @@ class Runner:
             idempotency_key=request.idempotency_key, requested_by=request.requester.user,
             caller=request.requester.caller, context=redactor.data(dict(request.context)),
         )
+        refusal = authorization_problem(action, data, request.requester)
+        if refusal is not None:
+            self._refuse(action, new, request.requester, refusal)
         if request.idempotency_key:
             replay = self._claim_or_replay(new)
             if replay is not None:
@@ -113,19 +125,37 @@ class Runner:
             record = self._stores.runs.get(record["id"]) or record
         return record
 
+    def _refuse(self, action: Action, new: NewRun, requester: Requester, error: NotAllowedError) -> None:
+        """A refused run writes nothing but its own record and the audit event that shows who was refused."""
+        self._stores.runs.create(replace(new, idempotency_key=None))
+        with self._stores.database.transaction() as session:
+            self._stores.runs.finish(new.id, status="refused", output=None, error=error.to_problem(), changes=[],
+                                     logs=[], session=session)
+            self._stores.audit.append(NewAuditEvent(
+                actor_user=new.requested_by, actor_caller=new.caller, claimed_user=requester.claimed_user,
+                action_id=action.id, run_id=new.id, input_digest=new.input_digest, result="refused",
+                detail=error.detail), session=session)
+        self._metrics.runs.labels(action.id, "refused", str(new.dry_run).lower()).inc()
+        error.run_id = new.id
+        raise error
+
     def _execute(
         self, action: Action, new: NewRun, data: dict[str, Any], request: RunRequest, redactor: Redactor
     ) -> dict[str, Any]:
+        owner = data.get(action.owner_field) if action.owner_field else None
         ctx = ActionContext(
             input=data, dry_run=request.dry_run, run_id=new.id, requester=request.requester,
             log=RunLogger(redactor, new.id), providers=self._providers, policy=self._policy,
-            secrets=dict(request.secrets),
-            template_ref=request.context.get("templateRef"),
+            secrets=dict(request.secrets), template_ref=request.context.get("templateRef"),
+            owner=owner if isinstance(owner, str) else None,
         )
         started = time.perf_counter()
         error: GoldenPathError | None = None
         output: dict[str, Any] | None = None
         try:
+            service = data.get(action.service_field) if action.service_field else None
+            if not action.read_only and ctx.owner and isinstance(service, str):
+                ctx.claim(SERVICE_KIND, service, subject=service)
             output = action.run(ctx)
             check_output(action, output)
         except GoldenPathError as exc:
@@ -160,7 +190,8 @@ class Runner:
                                                                   session=session)
             if not new.dry_run:
                 self._stores.audit.append(NewAuditEvent(
-                    actor_user=new.requested_by, actor_caller=new.caller, action_id=action.id, run_id=new.id,
+                    actor_user=new.requested_by, actor_caller=new.caller,
+                    claimed_user=ctx.requester.claimed_user, action_id=action.id, run_id=new.id,
                     input_digest=new.input_digest, result=status,
                     changes=[c for c in changes if c["outcome"] != "unchanged"],
                     detail=problem["detail"] if problem else None,
@@ -174,6 +205,35 @@ class Runner:
         return record
 
 
+def canonical_owner(action: Action, data: dict[str, Any]) -> dict[str, Any]:
+    """Owners are compared as full entity refs: `team-a` and `group:default/team-a` are one owner."""
+    owner = data.get(action.owner_field) if action.owner_field else None
+    if isinstance(owner, str):
+        try:
+            return {**data, str(action.owner_field): canonical_ref(owner)}
+        except ValueError:
+            raise InputError.for_field(str(action.owner_field), "must be an entity ref") from None
+    return data
+
+
+def authorization_problem(action: Action, data: Mapping[str, Any], requester: Requester) -> NotAllowedError | None:
+    """Only members of the owner group (or admins) may run a writing action for it, dry-runs included (they
+    read the owner's state). The read-only plan reports the same rule among its problems instead."""
+    if action.read_only:
+        return None
+    owner = data.get(action.owner_field) if action.owner_field else None
+    who = requester.user or f"the credential {requester.caller}"
+    if not isinstance(owner, str):
+        if requester.admin:
+            return None
+        return NotAllowedError(f"{who} may not run {action.id}: it names no owner, so only platform admins may",
+                               rule="admin-only")
+    if requester.may_act_for(owner):
+        return None
+    return NotAllowedError(f"{who} is not a member of {owner}, so may not act for it (not-a-member-of-owner)",
+                           rule="not-a-member-of-owner", field=str(action.owner_field))
+
+
 def policy_from(settings: Settings) -> Policy:
     rules = settings.policy
     return Policy(
@@ -181,6 +241,7 @@ def policy_from(settings: Settings) -> Policy:
         naming=Naming(rules.namespace_pattern, rules.service_account_pattern), service_pattern=rules.service_pattern,
         reserved_names=rules.reserved_names, cost_center_pattern=rules.cost_center_pattern,
         visibilities=rules.visibilities, clusters=settings.kubernetes.environments,
+        reserved_namespaces=rules.reserved_namespaces, allow_workload_overrides=rules.allow_workload_overrides,
     )
 
 

@@ -48,7 +48,8 @@ class RunLog(Base):
 
 
 class AuditEvent(Base):
-    """Append-only; each row's hash covers its content and the previous row's hash."""
+    """Append-only; each row's hash is a MAC (under key_id, kept outside the database) of its content and the
+    previous row's hash. Rows with key_id NULL predate keyed chaining and carry a plain SHA-256."""
 
     __tablename__ = "audit_events"
 
@@ -56,6 +57,7 @@ class AuditEvent(Base):
     id: Mapped[str] = mapped_column(String(36), unique=True)
     at: Mapped[str] = mapped_column(String(32))
     actor_user: Mapped[str | None] = mapped_column(String(300))
+    actor_claim: Mapped[str | None] = mapped_column(String(300))  # a user the caller named, not verified
     actor_caller: Mapped[str] = mapped_column(String(200))
     action_id: Mapped[str] = mapped_column(String(200))
     run_id: Mapped[str | None] = mapped_column(String(36))
@@ -65,6 +67,7 @@ class AuditEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditHead(Base):
@@ -105,3 +108,21 @@ class InventoryRevision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class NameClaim(Base):
+    """A name Golden Path derived for one request (a Vault policy, a namespace, a service...), held by its owner.
+
+    Unique per (kind, name): a second request that derives the same name for another subject or another owner
+    is refused before it writes anything."""
+
+    __tablename__ = "name_claims"
+    __table_args__ = (UniqueConstraint("kind", "name", name="uq_name_claims_kind_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(500))
+    owner: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str] = mapped_column(String(500))
+    run_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[str] = mapped_column(String(32))

@@ -44,12 +44,16 @@ def test_static_token_is_accepted(anonymous: TestClient) -> None:
     assert anonymous.get("/api/v1/actions", headers=_bearer(API_TOKEN)).status_code == 200
 
 
-def test_backstage_plugin_token_is_accepted_and_audited(anonymous: TestClient, keys: BackstageKeys) -> None:
-    user_token = jwt.encode({"sub": "user:default/jane"}, "obo-key-not-checked-by-golden-path-" * 2, algorithm="HS256")
-    token = keys.token(obo=user_token)
-    response = anonymous.post(INVOKE, json=vault_input(), headers=_bearer(token))
+def test_backstage_plugin_token_with_a_verified_person_is_accepted_and_audited(
+    make_app: Any, keys: BackstageKeys
+) -> None:
+    keys.members["user:default/jane"] = ["group:default/team-payments"]
+    app, _ = make_app(auth={"backstage_url": keys.url, "catalog_token": keys.catalog_token})
+    client = app.test_client()
+    token = keys.token(obo=keys.user_token("user:default/jane"))
+    response = client.post(INVOKE, json=vault_input(), headers=_bearer(token))
     assert response.status_code == 200, response.text
-    [event] = anonymous.get("/api/v1/audit", headers=_bearer(API_TOKEN)).json()["items"]
+    [event] = client.get("/api/v1/audit", headers=_bearer(API_TOKEN)).json()["items"]
     assert (event["actor_caller"], event["actor_user"]) == ("backstage:scaffolder", "user:default/jane")
 
 

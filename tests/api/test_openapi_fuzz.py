@@ -19,8 +19,9 @@ from tests.fakes.secrets import FakeSecretsStore
 def _app():  # type: ignore[no-untyped-def]
     import tempfile
 
-    url = f"sqlite:///{tempfile.mkdtemp(prefix='gp-fuzz-')}/fuzz.db"
-    cfg = settings_from_dict({"database": {"url": url}, "auth": {"token": API_TOKEN}})
+    work = tempfile.mkdtemp(prefix="gp-fuzz-")
+    cfg = settings_from_dict({"database": {"url": f"sqlite:///{work}/fuzz.db"}, "auth": {"token": API_TOKEN},
+                              "audit": {"key_file": f"{work}/audit.key", "witness_file": f"{work}/witness.jsonl"}})
     return create_app(cfg, services=build_services(cfg, secrets_store=FakeSecretsStore()))
 
 

@@ -2,10 +2,14 @@
 against a real OpenBao, the spec-checked GitHub emulator, the Kubernetes emulator and a GitOps repository.
 
 Processes started here: an OpenBao dev server, `goldenpath serve`, and `node index.js` (backstage/: catalog,
-scaffolder, proxy, http:backstage:request) with backstage/app-config.yaml, the configuration `make backstage`
-uses, plus an override naming the test's extra readable host. Each runs in its own process group and is
-stopped in a finalizer; on Linux the kernel also stops them if the test process dies (PR_SET_PDEATHSIG). The
+scaffolder, proxy, http:backstage:request, auth with the guest provider, MCP actions) with
+backstage/app-config.yaml, the configuration `make backstage` uses, plus an override naming the test's extra
+readable host and a guest file naming the person who signs in (people.py). Each runs in its own process group and
+is stopped in a finalizer; on Linux the kernel also stops them if the test process dies (PR_SET_PDEATHSIG). The
 GitHub and Kubernetes emulators and a static file server (a git host's raw files) run in threads.
+
+Tasks run as a person (alice, of team-payments, unless a test says otherwise): Golden Path lets a person act only
+for the groups they are a member of, which it reads from this Backstage's catalog with its own token.
 
 The Backstage packages are installed by `npm ci` from backstage/package-lock.json into a cache directory
 outside the clone, once per lock file.
@@ -30,6 +34,7 @@ import yaml
 from backend.embedded import EmbeddedOpenBao, free_port
 from backstage import npm_cache
 from tests.conftest import GITHUB_ORG, GITHUB_TOKEN, start_github
+from tests.e2e.people import ALICE, Guests, write_guest_config
 from tests.e2e.processes import Service, StaticFiles, spawn, wait_until
 from tests.github_emulator import GitHubEmulator, SpecCheck
 from tests.k8s_emulator import KubeEmulator
@@ -42,6 +47,7 @@ TASK_TIMEOUT = 90.0
 TEMPLATE = "template:default/golden-path-service"
 COST_CENTER_RULE = "cc-[0-9]{4}"
 ENVIRONMENTS = ("dev", "prod")  # Golden Path's policy; the template also offers staging
+ADMIN_GROUP = "group:default/platform"  # Golden Path's admin group (pat is a member)
 
 REPORT: dict[str, str] = {}  # timings and sizes shown in the terminal summary
 
@@ -78,14 +84,17 @@ class Stack:
     backstage: Service
     goldenpath_token: str
     backstage_token: str
+    guests: Guests
     tmp: Path
 
     @property
     def gitops_remote(self) -> Path:
         return self.tmp / "clusters.git"
 
-    def backstage_api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.backstage_token}", **kwargs.pop("headers", {})}
+    def backstage_api(self, method: str, path: str, *, as_user: str | None = None, **kwargs: Any) -> requests.Response:
+        """A call to Backstage's API as `as_user` (a user entity ref), or with the static token (no person)."""
+        token = self.guests.token(as_user) if as_user else self.backstage_token
+        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
         return requests.request(method, self.backstage.base_url + path, headers=headers,
                                 timeout=kwargs.pop("timeout", 40), **kwargs)
 
@@ -108,15 +117,26 @@ class Stack:
         pytest.fail(f"the catalog did not have {ref} within {timeout:.0f} s: "
                     f"{last.status_code if last is not None else '-'} {last.text[:500] if last is not None else ''}")
 
-    def run_task(self, values: dict[str, Any], template: str = TEMPLATE) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def register_site_template(self, file: str, ref: str) -> None:
+        """Register a template the static site serves (as a git host would) and wait for the catalog to show it."""
+        target = f"{self.site.url}/{file}"
+        registered = self.backstage_api("POST", "/api/catalog/locations", json={"type": "url", "target": target})
+        assert registered.status_code == 201, registered.text
+        self.wait_for_entity(ref)
+
+    def run_task(
+        self, values: dict[str, Any], template: str = TEMPLATE, *, as_user: str | None = ALICE,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Start a task as `as_user` (None: with the static token, so no person is behind its calls)."""
         self.wait_for_entity(template)
-        created = self.backstage_api("POST", "/api/scaffolder/v2/tasks", json={"templateRef": template,
-                                                                             "values": values})
+        created = self.backstage_api("POST", "/api/scaffolder/v2/tasks", as_user=as_user,
+                                     json={"templateRef": template, "values": values})
         assert created.status_code == 201, created.text
         return self.finished(created.json()["id"])
 
-    def retry_task(self, task_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        retried = self.backstage_api("POST", f"/api/scaffolder/v2/tasks/{task_id}/retry", json={})
+    def retry_task(self, task_id: str, *, as_user: str | None = ALICE) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The retried steps run as whoever retries (their token replaces the task's)."""
+        retried = self.backstage_api("POST", f"/api/scaffolder/v2/tasks/{task_id}/retry", as_user=as_user, json={})
         assert retried.status_code == 201, retried.text
         self.wait_for_status(task_id, lambda status: status not in {"completed", "failed", "cancelled"})
         return self.finished(task_id)
@@ -148,9 +168,13 @@ def goldenpath_config(tmp: Path, *, port: int, backstage_url: str, bao: Embedded
     return {
         "server": {"port": port},
         "database": {"url": f"sqlite:///{tmp}/goldenpath.db"},
-        "auth": {"token": token, "backstage_url": backstage_url},
+        # the scaffolder and MCP actions may call; a person's groups come from Backstage's catalog
+        "auth": {"token": token, "backstage_url": backstage_url, "backstage_plugins": ["scaffolder", "mcp-actions"],
+                 "catalog_token": backstage_token, "admin_groups": [ADMIN_GROUP]},
         "vault": {"addr": bao.addr, "token": bao.token, "enable_kubernetes_auth": True},
-        "policy": {"environments": list(ENVIRONMENTS), "cost_center_pattern": COST_CENTER_RULE},
+        # workloads may be named (namespace, serviceAccount): only the owner rule stops another team rebinding them
+        "policy": {"environments": list(ENVIRONMENTS), "cost_center_pattern": COST_CENTER_RULE,
+                   "allow_workload_overrides": True},
         "repositories": {"provider": "github", "org": GITHUB_ORG},
         "github": {"api_url": github.api_url, "token": GITHUB_TOKEN, "seconds_between_requests": 0,
                    "seconds_between_writes": 0, "rate_limit_budget_seconds": 5},
@@ -161,20 +185,22 @@ def goldenpath_config(tmp: Path, *, port: int, backstage_url: str, bao: Embedded
             "environments": {"dev": ["eu-dev"], "prod": ["gitops"]},
         },
         "catalog": {"refresh_location": f"http://127.0.0.1:{port}/api/v1/catalog/entities.yaml",
-                    "backstage_token": backstage_token},
+                    "backstage_token": backstage_token},  # one token: catalog.entity.read and .refresh only
     }
 
 
 def publish_site(root: Path) -> None:
     """What a git host would serve raw: Golden Path's own catalog entities (their API definition is a relative
-    `$text`), and the fallback template that calls Golden Path's REST API through Backstage's proxy."""
+    `$text`), the fallback template that calls Golden Path's REST API through Backstage's proxy, and a template
+    of the Vault step alone."""
     for relative in ("catalog-info/catalog-info.yaml", "openapi/goldenpath.yaml"):
         (root / "golden-path" / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / relative, root / "golden-path" / relative)
-    shutil.copy2(Path(__file__).parent / "fallback-template.yaml", root / "fallback-template.yaml")
+    for template in ("fallback-template.yaml", "vault-secrets-template.yaml"):
+        shutil.copy2(Path(__file__).parent / template, root / template)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # one stack for every module: each start costs 5-8 s; tests use fresh names
 def stack(backstage_install: Path, github_spec: SpecCheck,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("e2e-backstage")
@@ -211,12 +237,16 @@ def stack(backstage_install: Path, github_spec: SpecCheck,
             # the catalog reads a location again only when asked: what Golden Path adds, it adds by its refresh
             "catalog": {"processingInterval": {"hours": 1}},
         }), encoding="utf-8")
+        guest = tmp / "app-config.guest.yaml"  # who signs in as guest: rewritten to switch person (people.py)
+        write_guest_config(guest, ALICE)
         node_env = {  # what backstage/app-config.yaml refers to, as `make backstage` sets it
             **env, "NODE_ENV": "production", "BACKSTAGE_URL": bs_url, "BACKSTAGE_LISTEN": f"127.0.0.1:{bs_port}",
             "GOLDENPATH_URL": gp_url, "GOLDENPATH_HOST": f"127.0.0.1:{gp_port}", "BACKSTAGE_TOKEN": tokens["backstage"],
-            "GOLDENPATH_BACKSTAGE_TOKEN": tokens["goldenpath-backstage"], "GOLDENPATH_TOKEN": tokens["goldenpath"]}
+            "GOLDENPATH_BACKSTAGE_TOKEN": tokens["goldenpath-backstage"], "GOLDENPATH_TOKEN": tokens["goldenpath"],
+            "BACKSTAGE_GUEST_USER": ALICE}
         backstage = spawn("backstage", ["node", str(backstage_install / "index.js"), "--config",
-                                        str(BACKSTAGE_DIR / "app-config.yaml"), "--config", str(override)],
+                                        str(BACKSTAGE_DIR / "app-config.yaml"), "--config", str(override),
+                                        "--config", str(guest)],
                           env=node_env, cwd=BACKSTAGE_DIR, log_path=tmp / "backstage.log", base_url=bs_url)
         started.append(backstage)
         seconds = wait_until(backstage, lambda: requests.get(f"{bs_url}/.backstage/health/v1/readiness",
@@ -224,10 +254,13 @@ def stack(backstage_install: Path, github_spec: SpecCheck,
                              timeout=START_TIMEOUT, what="GET /.backstage/health/v1/readiness == 200")
         REPORT["Backstage start (to readiness)"] = f"{seconds:.1f} s"
         stack = Stack(bao=bao, github=github, kube=kube, site=site, goldenpath=goldenpath, backstage=backstage,
-                      goldenpath_token=tokens["goldenpath"], backstage_token=tokens["backstage"], tmp=tmp)
+                      goldenpath_token=tokens["goldenpath"], backstage_token=tokens["backstage"],
+                      guests=Guests(base_url=bs_url, config=guest), tmp=tmp)
         _STACKS.append(stack)
         yield stack
     finally:
+        if stack is not None and stack.guests.switches:
+            REPORT["guest sign-in switches"] = ", ".join(f"{s:.1f} s" for s in stack.guests.switches)
         for service in reversed(started):
             service.stop()
         (stack.bao if stack else bao).stop()

@@ -1,7 +1,8 @@
-"""The golden-path template in a real Backstage: one task provisions a service in every backend and the catalog
-shows it; the same task again writes nothing; the plan refuses a bad request with every problem in the task
-log; a step that fails half-way, or a Vault that is down, fails the task with Golden Path's message, and a
-retry after recovery finishes the work; Backstage dry-runs run the plan only."""
+"""The golden-path template in a real Backstage, run by alice (a member of team-payments, the owner): one task
+provisions a service in every backend and the catalog shows it; the same task again writes nothing; the plan
+refuses a bad request with every problem in the task log; a step that fails half-way, or a Vault that is down,
+fails the task with Golden Path's message, and a retry after recovery finishes the work; Backstage dry-runs run
+the plan only."""
 
 from __future__ import annotations
 
@@ -17,51 +18,22 @@ import yaml
 
 from tests.conftest import GITHUB_ORG
 from tests.e2e.conftest import REPORT, ROOT, Stack
+from tests.e2e.people import ALICE
+from tests.e2e.tasks import (
+    OWNER,
+    VAULT_ACTION,
+    completion,
+    failed_step,
+    goldenpath_runs,
+    log,
+    resource,
+    wizard,
+    writes,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]  # the first run includes `npm ci`
 
-OWNER = "group:default/team-payments"
 CATALOG_TIMEOUT = 45.0  # the catalog reads locations again only when asked (e2e config): Golden Path asks
-
-
-def wizard(service: str, **overrides: Any) -> dict[str, Any]:
-    """Every value, as the wizard sends it (Backstage's backend applies no parameter defaults)."""
-    values = {"name": service, "description": "Takes payments", "owner": OWNER, "system": "system:default/payments",
-              "costCenter": "cc-1234", "environments": ["dev", "prod"], "tier": "small", "visibility": "private"}
-    return {**values, **overrides}
-
-
-def completion(events: list[dict[str, Any]]) -> dict[str, Any]:
-    [done] = [event["body"] for event in events if event["type"] == "completion"]
-    return dict(done)
-
-
-def log(events: list[dict[str, Any]]) -> str:
-    return "\n".join(f"[{e['body'].get('stepId')}:{e['body'].get('status')}] {e['body'].get('message')}"
-                     for e in events)
-
-
-def failed_step(events: list[dict[str, Any]]) -> tuple[str, str]:
-    [failure] = [e["body"] for e in events if e["body"].get("status") == "failed" and e["body"].get("stepId")]
-    return str(failure["stepId"]), str(failure["message"]).splitlines()[0]
-
-
-def gitops_commits(stack: Stack) -> int:
-    if not stack.gitops_remote.exists():
-        return 0
-    out = subprocess.run(["git", "--git-dir", str(stack.gitops_remote), "rev-list", "--count", "main"],
-                         capture_output=True, text=True, check=False)
-    return int(out.stdout.strip() or 0)
-
-
-def goldenpath_runs(stack: Stack, service: str) -> list[dict[str, Any]]:
-    """Golden Path's runs for `service`, oldest first."""
-    items = stack.goldenpath_api("GET", "/api/v1/runs", params={"limit": 500}).json()["items"]
-    return [run for run in reversed(items) if service in {run["input"].get("service"), run["input"].get("name")}]
-
-
-def writes(stack: Stack) -> tuple[int, int, int]:
-    return stack.github.writes, len(stack.kube.writes()), gitops_commits(stack)
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +66,13 @@ def test_one_task_provisions_the_service_in_every_backend(stack: Stack, provisio
     assert stack.github.orgs[GITHUB_ORG].team_repos["team-payments"][service] == "maintain"
 
     vault = hvac.Client(url=stack.bao.addr, token=stack.bao.token)  # Vault: a path per environment, its policies
-    for env in ("dev", "prod"):
+    [secrets_run] = [r for r in goldenpath_runs(stack, service) if r["actionId"] == VAULT_ACTION]
+    for env, path in zip(("dev", "prod"), secrets_run["output"]["paths"], strict=True):
         custom = vault.secrets.kv.v2.read_secret_metadata(f"{env}/payments/{service}",
                                                           mount_point="secret")["data"]["custom_metadata"]
         assert (custom["owner"], custom["cost-center"]) == (OWNER, "cc-1234")
-        assert vault.sys.read_policy(f"goldenpath-{env}-payments-{service}-workload")["data"]["rules"]
+        assert path["environment"] == env and f"{env}/payments/{service}" in vault.sys.read_policy(
+            path["workloadPolicy"])["data"]["rules"]
 
     namespace = stack.kube.emulator.objects["v1/namespaces", None, f"{service}-dev"]  # dev: through the API
     assert namespace["metadata"]["labels"]["goldenpath.dev/cost-center"] == "cc-1234"
@@ -115,6 +89,7 @@ def test_one_task_provisions_the_service_in_every_backend(stack: Stack, provisio
                                              "goldenpath:kubernetes:namespace:create",
                                              "goldenpath:catalog:service:register"]
     assert {r["caller"] for r in runs} == {"backstage:scaffolder"} and {r["status"] for r in runs} == {"succeeded"}
+    assert {r["requestedBy"] for r in runs} == {ALICE}  # the person who started the task, from its obo token
 
 
 def test_the_catalog_shows_the_component_and_what_it_depends_on(stack: Stack, provisioned: dict[str, Any]) -> None:
@@ -125,11 +100,11 @@ def test_the_catalog_shows_the_component_and_what_it_depends_on(stack: Stack, pr
     relations = sorted((r["type"], r["targetRef"]) for r in component["relations"])
     assert relations == sorted([
         ("ownedBy", OWNER), ("partOf", "system:default/payments"),
-        ("dependsOn", f"resource:default/{service}-repository"),
-        ("dependsOn", f"resource:default/{service}-secrets-dev"),
-        ("dependsOn", f"resource:default/{service}-secrets-prod"),
-        ("dependsOn", f"resource:default/{service}-namespace-dev-eu-dev"),
-        ("dependsOn", f"resource:default/{service}-namespace-prod-gitops")])
+        ("dependsOn", resource(service, "repository")),
+        ("dependsOn", resource(service, "secrets", "dev")),
+        ("dependsOn", resource(service, "secrets", "prod")),
+        ("dependsOn", resource(service, "namespace", "dev", "eu-dev")),
+        ("dependsOn", resource(service, "namespace", "prod", "gitops"))])
     annotations = component["metadata"]["annotations"]
     assert annotations["github.com/project-slug"] == f"{GITHUB_ORG}/{service}"
     assert annotations["backstage.io/source-location"] == f"url:{stack.github.web_url}/{GITHUB_ORG}/{service}/"
@@ -142,12 +117,12 @@ def test_the_catalog_shows_the_component_and_what_it_depends_on(stack: Stack, pr
 
     metrics = stack.goldenpath_api("GET", "/api/v1/metrics").text
     assert 'goldenpath_catalog_refreshes_total{result="ok"}' in metrics  # how the catalog heard of it
-    namespace = stack.wait_for_entity(f"resource:default/{service}-namespace-dev-eu-dev")
+    namespace = stack.wait_for_entity(resource(service, "namespace", "dev", "eu-dev"))
     assert namespace["spec"]["type"] == "kubernetes-namespace"
     assert namespace["metadata"]["annotations"]["backstage.io/kubernetes-namespace"] == f"{service}-dev"
     assert ("dependencyOf", f"component:default/{service}") in [(r["type"], r["targetRef"])
                                                                  for r in namespace["relations"]]
-    secrets_path = stack.wait_for_entity(f"resource:default/{service}-secrets-prod")
+    secrets_path = stack.wait_for_entity(resource(service, "secrets", "prod"))
     assert secrets_path["metadata"]["labels"]["goldenpath.dev/environment"] == "prod"
     REPORT["catalog showed the new service"] = f"{seconds:.1f} s after the task completed"
 
@@ -189,7 +164,7 @@ def test_a_backstage_dry_run_runs_the_plan_only(stack: Stack) -> None:
     template = yaml.safe_load((ROOT / "catalog-info/templates/golden-path-service/template.yaml").read_text())
     service = f"pay-{secrets.token_hex(3)}"
     before = writes(stack)
-    response = stack.backstage_api("POST", "/api/scaffolder/v2/dry-run", json={
+    response = stack.backstage_api("POST", "/api/scaffolder/v2/dry-run", as_user=ALICE, json={
         "template": template, "values": wizard(service), "directoryContents": []})
     assert response.status_code == 200, response.text
     messages = [entry["body"]["message"] for entry in response.json()["log"]]
@@ -259,7 +234,8 @@ def test_golden_paths_own_entities_register_from_its_repository(stack: Stack) ->
                                                               for r in component["relations"]]
     api = stack.wait_for_entity("api:default/golden-path-api")
     assert api["spec"]["type"] == "openapi"
-    assert api["spec"]["definition"] == (ROOT / "openapi" / "goldenpath.yaml").read_text(encoding="utf-8")
+    published = stack.tmp / "site" / "golden-path" / "openapi" / "goldenpath.yaml"  # openapi/ as the stack started
+    assert api["spec"]["definition"] == published.read_text(encoding="utf-8")
 
 
 def test_the_rest_api_through_backstages_proxy_is_the_fallback(stack: Stack) -> None:

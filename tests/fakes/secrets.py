@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from backend.errors import ConflictError, UpstreamUnavailable
+from backend.ownership import same_owner
 from backend.providers.changes import Change, Outcome
 from backend.providers.secrets import KubernetesRoleSpec, SecretPathSpec, SecretsStore
 
@@ -38,7 +39,7 @@ class FakeSecretsStore(SecretsStore):
     def ensure_secret_path(self, spec: SecretPathSpec, *, dry_run: bool) -> Change:
         locator = f"{spec.mount}/{spec.path}"
         current = self.paths.get(locator)
-        if current and current[0].get("owner") != spec.custom_metadata.get("owner"):
+        if current and not _same(current[0].get("owner"), spec.custom_metadata.get("owner")):
             raise ConflictError(f"secrets path {locator} is owned by {current[0]['owner']}", owner=current[0]["owner"])
         if current and current[0] == spec.custom_metadata and set(spec.keys) <= current[1]:
             return Change("vault.secret-path", locator, Outcome.UNCHANGED)
@@ -50,7 +51,7 @@ class FakeSecretsStore(SecretsStore):
         if self.down:
             raise UpstreamUnavailable("fake vault is down", provider="vault")
         current = self.paths.get(f"{mount}/{path}")
-        if current and current[0].get("owner") != owner:
+        if current and not _same(current[0].get("owner"), owner):
             raise ConflictError(f"secrets path {mount}/{path} is owned by {current[0]['owner']}",
                                 owner=current[0]["owner"])
         return current is not None
@@ -85,3 +86,8 @@ class FakeSecretsStore(SecretsStore):
     def ping(self) -> None:
         if self.down:
             raise UpstreamUnavailable("fake vault is down", provider="vault")
+
+
+def _same(recorded: str | None, wanted: str | None) -> bool:
+    """The real store's rule: no recorded owner is anyone's; otherwise full entity refs are compared."""
+    return not recorded or (wanted is not None and same_owner(recorded, wanted))

@@ -31,7 +31,8 @@ SETTINGS_WRITES = {"PUT /repos/{owner}/{repo}/topics", "PUT /orgs/{org}/teams/{t
 def make_spec(**overrides: Any) -> RepositorySpec:
     values: dict[str, Any] = dict(
         org=GITHUB_ORG, name=unique("svc"), description="Payments API", visibility="private", default_branch="main",
-        owner_team="team-payments", team_permission="maintain", topics=("payments", "python"),
+        owner_team="team-payments", owner_ref="group:default/team-payments",
+        team_permission="maintain", topics=("payments", "python"),
         protection=Protection(required_status_checks=("ci",)), commit_message="Initial commit from the skeleton",
         skeleton="golden-path-service@1.0.0")
     values.update(overrides)
@@ -159,8 +160,9 @@ def test_another_teams_repository_is_a_conflict_naming_the_owner(host: GitHubHos
     spec = make_spec()
     ensure(host, spec, skeleton_files())
     with pytest.raises(ConflictError) as taken:
-        ensure(host, replace(spec, owner_team="team-ledger"), skeleton_files(team="team-ledger"))
-    assert taken.value.owner == "team-payments"
+        ensure(host, replace(spec, owner_team="team-ledger", owner_ref="group:default/team-ledger"),
+               skeleton_files(team="team-ledger"))
+    assert taken.value.owner == "group:default/team-payments"
 
 
 def test_an_empty_repository_is_finished_with_one_commit(github: GitHubEmulator, host: GitHubHost) -> None:
@@ -208,7 +210,7 @@ def test_git_data_on_an_empty_repository_is_409_until_seeded(github: GitHubEmula
 
 
 def test_a_missing_team_fails_before_anything_is_created(github: GitHubEmulator, host: GitHubHost) -> None:
-    spec = make_spec(owner_team="team-nobody")
+    spec = make_spec(owner_team="team-nobody", owner_ref="group:default/team-nobody")
     with pytest.raises(PolicyViolation) as failure:
         ensure(host, spec, skeleton_files(team="team-nobody"))
     assert (failure.value.rule, failure.value.field) == ("owner-team-exists", "owner")

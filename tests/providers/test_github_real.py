@@ -47,7 +47,8 @@ def host() -> GitHubHost:
 def spec_for(name: str, **overrides: Any) -> RepositorySpec:
     values: dict[str, Any] = dict(
         org=ORG, name=name, description="Golden Path test repository", visibility="private", default_branch="main",
-        owner_team=TEAM, team_permission="maintain", topics=("goldenpath-test",), protection=Protection(),
+        owner_team=TEAM, owner_ref=f"group:default/{TEAM}", team_permission="maintain", topics=("goldenpath-test",),
+        protection=Protection(),
         commit_message="Initial commit from the golden-path test", skeleton="test@1.0.0")
     values.update(overrides)
     return RepositorySpec(**values)

@@ -120,6 +120,22 @@ def test_foreign_namespaces_are_conflicts(cluster: KubernetesCluster, core: kube
     assert kube.writes(before) == []
 
 
+@pytest.mark.parametrize("recorded", [OWNER, "team-a"])  # "team-a": as an earlier run may have recorded it
+def test_namespace_owners_are_full_entity_refs(cluster: KubernetesCluster, kube: KubeEmulator, recorded: str) -> None:
+    namespace = unique("ns")
+    converge(cluster, render(_spec(namespace, owner_ref=recorded)), owner=recorded)
+    before = len(kube.requests())
+    for intruder in ("user:default/team-a", "group:other/team-a"):
+        with pytest.raises(ConflictError):
+            cluster.check_namespace(namespace, owner_ref=intruder)
+        with pytest.raises(ConflictError) as error:
+            converge(cluster, render(_spec(namespace, owner_ref=intruder)), owner=intruder)
+        assert error.value.owner == recorded
+    assert kube.writes(before) == []
+    assert cluster.check_namespace(namespace, owner_ref=OWNER)
+    assert cluster.check_namespace(namespace, owner_ref="team-a")
+
+
 def test_unreachable_cluster_is_retryable() -> None:
     dead = KubernetesCluster("gone", api_client_for(ClusterSettings(name="gone", mode="direct",
                                                                     server="http://127.0.0.1:9")))

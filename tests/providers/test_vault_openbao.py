@@ -76,6 +76,30 @@ def test_a_path_owned_by_another_team_is_a_conflict_naming_the_owner(store: Hvac
     assert error.value.owner == "group:default/team-a"
 
 
+@pytest.mark.parametrize("intruder", ["user:default/team-a", "group:other/team-a"])
+def test_owners_are_full_entity_refs(store: HvacSecretsStore, root: hvac.Client, intruder: str) -> None:
+    path = f"dev/payments/{unique()}"
+    store.ensure_secret_path(_spec(path, owner="group:default/team-a"), dry_run=False)
+    before = root.secrets.kv.v2.read_secret_metadata(path, mount_point="secret")["data"]
+    with pytest.raises(ConflictError) as refused:
+        store.ensure_secret_path(_spec(path, owner=intruder, keys=("API_KEY", "STOLEN")), dry_run=False)
+    assert refused.value.owner == "group:default/team-a"
+    with pytest.raises(ConflictError):
+        store.check_secret_path("secret", path, owner=intruder)
+    assert root.secrets.kv.v2.read_secret_metadata(path, mount_point="secret")["data"] == before
+    assert store.check_secret_path("secret", path, owner="team-a")  # the short form names the same group
+
+
+def test_an_owner_recorded_in_short_form_is_its_group(store: HvacSecretsStore) -> None:
+    """Earlier runs may have recorded `team-a`: that is group:default/team-a, and not user:default/team-a."""
+    path = f"dev/payments/{unique()}"
+    store.ensure_secret_path(_spec(path, owner="team-a"), dry_run=False)
+    assert store.check_secret_path("secret", path, owner="group:default/team-a")
+    with pytest.raises(ConflictError) as refused:
+        store.check_secret_path("secret", path, owner="user:default/team-a")
+    assert refused.value.owner == "team-a"
+
+
 def test_a_path_made_outside_golden_path_is_not_taken_over(store: HvacSecretsStore, root: hvac.Client) -> None:
     path = f"dev/payments/{unique()}"
     root.secrets.kv.v2.create_or_update_secret(path, secret={"x": "y"}, mount_point="secret")

@@ -117,7 +117,9 @@ def test_entity_names_stay_valid_and_distinct() -> None:
     long_a, long_b = "a" * 60 + "-x", "a" * 60 + "-y"
     names = {entity_name(long_a, "namespace", "prod", "eu"), entity_name(long_b, "namespace", "prod", "eu")}
     assert len(names) == 2 and all(len(n) <= 63 for n in names)
-    assert entity_name("svc", "secrets", "dev") == "svc-secrets-dev"
+    assert entity_name("svc", "secrets", "dev") == "svc.secrets.dev"
+    # the dash-joined form let service "a-secrets" in "dev" and service "a" in "secrets-dev" share a name
+    assert entity_name("a-b", "secrets", "dev") != entity_name("a", "b-secrets", "dev")
 
 
 def test_registration_follows_the_platform_cost_center_format(make_app: Callable[..., Any]) -> None:

@@ -25,8 +25,14 @@ ACTION = "goldenpath:git:repository:create"
 RUNS = f"/api/v1/actions/{ACTION}/runs"
 
 
+def with_token(url: str, token: str = API_TOKEN) -> str:
+    """The clone URL with a Golden Path token as the HTTP Basic password: private repositories need one."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://x:{token}@{rest}"
+
+
 def repo_input(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"name": unique("svc"), "description": "Pays: \"things\"\nkind: Evil",
+    data: dict[str, Any] = {"name": unique("svc"), "description": "Pays: \"things\" kind: Evil # x",
                             "owner": "group:default/team-payments", "system": "payments",
                             "topics": ["payments", "python"]}
     data.update(overrides)
@@ -56,10 +62,11 @@ def test_create_clone_and_rerun(served: tuple[TestClient, str, Path]) -> None:
     output = first.json()["output"]
     assert output["remoteUrl"] == f"{base}/git/acme/{data['name']}.git" and len(output["commitHash"]) == 40
     assert output["settings"]["goldenpath.owner-team"] == "team-payments"
+    assert output["settings"]["goldenpath.owner"] == "group:default/team-payments"
     assert output["settings"]["receive.denynonfastforwards"] == "true"
 
     clone = tmp / "clone"
-    git("clone", "-q", output["remoteUrl"], str(clone), cwd=tmp)
+    git("clone", "-q", with_token(output["remoteUrl"]), str(clone), cwd=tmp)
     assert git("log", "--format=%an|%s", cwd=clone).splitlines() == [
         "Golden Path|Initial commit from the golden-path-service skeleton 1.1.0"]
     assert (clone / "CODEOWNERS").read_text().strip().endswith("*  @acme/team-payments")
@@ -79,7 +86,7 @@ def test_the_rendered_skeleton_passes_its_own_tests(served: tuple[TestClient, st
     client, _, tmp = served
     output = client.post(RUNS, json={"input": repo_input()}).json()["output"]
     clone = tmp / "service"
-    git("clone", "-q", output["remoteUrl"], str(clone), cwd=tmp)
+    git("clone", "-q", with_token(output["remoteUrl"]), str(clone), cwd=tmp)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=clone,
                             env={**os.environ, "PYTHONPATH": str(clone / "src")}, capture_output=True, text=True,
                             check=False)
@@ -91,7 +98,7 @@ def test_pushes_over_http_are_refused(served: tuple[TestClient, str, Path]) -> N
     client, _, tmp = served
     output = client.post(RUNS, json={"input": repo_input()}).json()["output"]
     clone = tmp / "pusher"
-    git("clone", "-q", output["remoteUrl"], str(clone), cwd=tmp)
+    git("clone", "-q", with_token(output["remoteUrl"]), str(clone), cwd=tmp)
     (clone / "README.md").write_text("changed\n")
     git("commit", "-qam", "sneaky", cwd=clone)
     with pytest.raises(subprocess.CalledProcessError) as failure:
@@ -109,7 +116,7 @@ def test_settings_drift_is_restored_and_another_team_is_refused(served: tuple[Te
     assert [(c["outcome"], c.get("fields")) for c in restored["changes"]] == [
         ("updated", ["receive.denyNonFastForwards"])]
     taken = client.post(RUNS, json={"input": {**data, "owner": "group:default/team-other"}})
-    assert taken.status_code == 409 and taken.json()["owner"] == "team-payments"
+    assert taken.status_code == 409 and taken.json()["owner"] == "group:default/team-payments"
 
 
 def test_foreign_repositories_need_adopt(served: tuple[TestClient, str, Path]) -> None:

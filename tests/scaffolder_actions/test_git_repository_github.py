@@ -20,7 +20,7 @@ AppFactory = Callable[..., tuple[FlaskApp, Services]]
 
 
 def repo_input(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"name": unique("svc"), "description": "Pays: \"things\"\nkind: Evil",
+    data: dict[str, Any] = {"name": unique("svc"), "description": "Pays: \"things\" kind: Evil # x",
                             "owner": "group:default/team-payments", "system": "payments",
                             "topics": ["payments", "python"], "protection": {"requiredStatusChecks": ["ci"]},
                             "collaborators": [{"username": "alice", "permission": "push"}]}
@@ -52,7 +52,8 @@ def test_creates_the_repository_and_a_rerun_writes_nothing(make_app: AppFactory,
     entity = yaml.safe_load(files["catalog-info.yaml"])
     assert entity["metadata"]["description"] == data["description"]
     assert entity["metadata"]["annotations"]["github.com/project-slug"] == f"{GITHUB_ORG}/{data['name']}"
-    assert yaml.safe_load(files[".goldenpath.yaml"])["team"] == "team-payments"
+    marker = yaml.safe_load(files[".goldenpath.yaml"])
+    assert (marker["owner"], marker["team"]) == ("group:default/team-payments", "team-payments")
 
     writes = github.writes
     again = client.post(RUNS, json={"input": data}).json()

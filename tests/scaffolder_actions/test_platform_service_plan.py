@@ -110,11 +110,13 @@ def test_resources_another_team_holds_are_each_a_problem(client: TestClient) -> 
     service = unique("svc")
     provision(client, service, costCenter="cc-1234")
     response = client.post(RUNS, json={"input": plan_input(service=service, owner="group:default/team-ledger")})
-    assert errors_of(response) == [("service", "component-available"), ("service", "namespace-available"),
+    assert errors_of(response) == [("service", "component-available"), ("service", "name-available"),
+                                   ("service", "namespace-available"),
                                    ("service", "namespace-available"), ("service", "repository-available"),
                                    ("service", "secrets-path-available"), ("service", "secrets-path-available")]
     details = [e["message"] for e in response.json()["errors"]]
-    assert f"repository acme/{service} is owned by team team-payments" in details
+    assert f"repository acme/{service} is owned by {OWNER}" in details
+    assert f"service {service!r} is owned by {OWNER}" in details
     assert f"secrets path secret/dev/payments/{service} is owned by {OWNER}" in details
 
 

@@ -80,10 +80,13 @@ def test_run_record_and_audit_trail_tell_who_asked_for_what(client: TestClient) 
     data = vault_input()
     run = client.post(RUNS, json={"input": data, "context": {"user": "user:default/jane", "taskId": "t-1"}}).json()
     fetched = client.get(f"/api/v1/runs/{run['id']}").json()
-    assert fetched["requestedBy"] == "user:default/jane" and fetched["context"]["taskId"] == "t-1"
+    # a static token has no person behind it: the user it names is kept as a claim, never as who asked
+    assert fetched["requestedBy"] is None and fetched["caller"] == "token:default"
+    assert fetched["context"] == {"user": "user:default/jane", "taskId": "t-1"}
     assert any("vault.secret-path" in line["message"] for line in fetched["log"])
     [event] = client.get("/api/v1/audit", params={"actionId": VAULT_ACTION}).json()["items"]
-    assert event["run_id"] == run["id"] and event["actor_user"] == "user:default/jane"
+    assert event["run_id"] == run["id"] and event["actor_user"] is None
+    assert (event["actor_caller"], event["actor_claim"]) == ("token:default", "user:default/jane")
     assert {c["kind"] for c in event["changes"]} >= {"vault.secret-path", "vault.policy", "vault.kubernetes-role"}
     inventory = client.get("/api/v1/inventory", params={"service": data["service"]}).json()["items"]
     assert [r["locator"] for r in inventory] == [f"secret/dev/payments/{data['service']}"]

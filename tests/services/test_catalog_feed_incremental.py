@@ -34,7 +34,7 @@ def test_incremental_renders_match_a_full_render(database_url: str) -> None:
     for name in ("svc-b", "svc-d", "svc-a"):
         change(service(name))
     assert [d["metadata"]["name"] for d in yaml.safe_load_all(feed.yaml().body)] == [
-        "svc-a", "svc-a-secrets-dev", "svc-b", "svc-b-secrets-dev", "svc-d", "svc-d-secrets-dev"]
+        "svc-a", "svc-a.secrets.dev", "svc-b", "svc-b.secrets.dev", "svc-d", "svc-d.secrets.dev"]
     feed.json()
 
     change(service("svc-c"))  # a new service lands between the others

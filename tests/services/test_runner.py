@@ -15,7 +15,7 @@ from backend.services.runner import RunRequest
 from tests.conftest import VAULT_ACTION, vault_input
 from tests.fakes.secrets import FakeSecretsStore
 
-ALICE = Requester(user="user:default/alice", caller="token:ci")
+ALICE = Requester(user="user:default/alice", caller="token:ci", groups=frozenset({"group:default/team-payments"}))
 MakeApp = Callable[..., tuple[Any, Services]]
 
 
