@@ -146,6 +146,8 @@ def build_audit_store(settings: Settings, database: Database) -> AuditStore:
 
 def create_app(settings: Settings, *, services: Services | None = None, validate_responses: bool = False) -> FlaskApp:
     services = services or build_services(settings)
+    if isinstance(services.stores.audit.key, FileAuditKey):
+        services.stores.audit.key.load()  # a bad key file stops the start, not a run whose side effects are done
     app = FlaskApp(
         __name__, specification_dir=str(SPEC_DIR),
         security_map={"bearer": bearer_handler_for(services.authenticator)},
@@ -164,8 +166,7 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
         # git smart HTTP (clone only) for the local repository provider, beside the API
         git_app = read_only_git_app(Path(settings.repositories.local_root),
                                     authenticate=services.authenticator.authenticate,
-                                    may_read=lambda principal, owner: services.identities.requester(
-                                        principal).may_act_for(owner))
+                                    reader=lambda principal: services.identities.requester(principal).may_act_for)
         app.add_wsgi_middleware(DispatcherMiddleware, mounts={"/git": git_app})
     app.app.json.sort_keys = False
     # connexion builds its stack on the first request; build it now so a bad spec or an

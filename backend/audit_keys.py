@@ -9,11 +9,16 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 KEY_BYTES = 32
+# whoever may read the key can recompute the chain; whoever may write it can swap it: only its owner (and at
+# most read by its group, as a Kubernetes secret mounted with a group id is)
+_OTHERS_MAY = stat.S_IWGRP | stat.S_IXGRP | stat.S_IRWXO
+_MAX_KEY_FILE_BYTES = 4 * KEY_BYTES  # the hex, a newline and some spaces; anything longer is not a key
 
 
 class AuditKeyError(Exception):
@@ -56,6 +61,10 @@ class FileAuditKey(AuditKey):
     def mac(self, data: bytes) -> str:
         return hmac.new(self._secret(), data, hashlib.sha256).hexdigest()
 
+    def load(self) -> None:
+        """Read (or make) the key now: AuditKeyError for a damaged key file or one open to other users."""
+        self._secret()
+
     def _secret(self) -> bytes:
         if self._key is None:
             self._key = _load_or_create(self._path)
@@ -65,7 +74,18 @@ class FileAuditKey(AuditKey):
 def _load_or_create(path: Path) -> bytes:
     if not path.exists():
         _create(path)
-    text = path.read_text(encoding="ascii").strip()
+    try:
+        found = path.stat()
+        if not stat.S_ISREG(found.st_mode):  # a FIFO would block every reader; a directory is no key
+            raise AuditKeyError(f"the audit key file {path} is not a regular file")
+        if found.st_mode & _OTHERS_MAY:
+            raise AuditKeyError(f"the audit key file {path} is open to other users (mode "
+                                f"{stat.S_IMODE(found.st_mode):04o}): make it 0600 (0640 or 0440 for a group that "
+                                "runs the service), and make a new key if anyone else may have read it")
+        with path.open("rb") as handle:
+            text = handle.read(_MAX_KEY_FILE_BYTES).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuditKeyError(f"the audit key file {path} cannot be read ({type(exc).__name__})") from None
     try:
         key = bytes.fromhex(text)
     except ValueError:

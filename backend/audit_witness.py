@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,7 +73,8 @@ class FileWitness(Witness):
 
     def record(self, checkpoint: Checkpoint) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # O_NONBLOCK: a FIFO put in the witness's place fails here instead of blocking every audited write
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
         try:
             os.write(fd, (checkpoint.to_json() + "\n").encode())  # one write: concurrent appends do not interleave
             os.fsync(fd)
@@ -83,12 +85,17 @@ class FileWitness(Witness):
         if not self._path.exists():
             return []
         found = []
-        with self._path.open(encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.endswith("\n"):
-                    break  # a checkpoint being written right now: it is complete once its newline is
-                try:
-                    found.append(Checkpoint.from_json(line))
-                except ValueError as exc:
-                    raise WitnessError(f"line {number} of the witness {self._path} is not a checkpoint") from exc
+        try:
+            if not stat.S_ISREG(self._path.stat().st_mode):  # a FIFO would block verification
+                raise WitnessError(f"the witness {self._path} is not a regular file")
+            with self._path.open(encoding="utf-8", errors="replace") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if not line.endswith("\n"):
+                        break  # a checkpoint being written right now: it is complete once its newline is
+                    try:
+                        found.append(Checkpoint.from_json(line))
+                    except ValueError as exc:
+                        raise WitnessError(f"line {number} of the witness {self._path} is not a checkpoint") from exc
+        except OSError as exc:  # a folder, a file it may not read: no checkpoint can be shown
+            raise WitnessError(f"the witness {self._path} cannot be read ({type(exc).__name__})") from None
         return found

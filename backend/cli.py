@@ -22,6 +22,7 @@ from backend.plugin_api import Requester
 from backend.services.audit import Verification, export_jsonl, verify
 from backend.services.runner import RunRequest
 from backend.settings import Settings, StaticToken, load_settings
+from backend.store.audit import AuditHeadError
 
 STATE_DIR = Path("var")
 
@@ -131,7 +132,11 @@ def audit_verify(settings: Settings) -> None:
 @click.pass_obj
 def audit_checkpoint(settings: Settings) -> None:
     """Witness the chain head now (each append does it too; use it once after upgrading a legacy chain)."""
-    checkpoint = _local_services(settings).stores.audit.checkpoint()
+    try:
+        checkpoint = _local_services(settings).stores.audit.checkpoint()
+    except (GoldenPathError, AuditKeyError, AuditHeadError) as exc:  # transit unreachable, a damaged key or head
+        click.echo(f"no checkpoint written: {exc}", err=True)
+        sys.exit(2)
     click.echo(f"witnessed event {checkpoint.seq} ({checkpoint.hash}) with key {checkpoint.key_id}")
 
 

@@ -184,6 +184,10 @@ class Action:
     # runner refuses anyone else before the action runs. A writing action with no owner field is admin-only.
     owner_field: str | None = "owner"
     service_field: str | None = "service"  # the input field naming the service whose names the run claims
+    # Input fields only platform admins may set (to a truthy value): what they unlock reaches beyond anything
+    # Golden Path can tell the owner holds, e.g. `adopt` on a repository it did not create. Refused by the runner
+    # like a non-member, before anything is written.
+    admin_fields: tuple[str, ...] = ()
 
     @property
     def plugin_id(self) -> str:
@@ -248,6 +252,8 @@ class NameClaims(Protocol):
     def conflicts(self, claims: Iterable[Claim]) -> list[ConflictError]: ...
 
     def hold(self, claims: Iterable[Claim], *, run_id: str) -> None: ...
+
+    def held_by(self, claim: Claim) -> str | None: ...
 
 
 SERVICE_KIND = "service"  # the inventory kind of a catalog registration
@@ -322,6 +328,7 @@ class ActionContext:
     secrets: Mapping[str, str] = field(default_factory=dict)
     template_ref: str | None = None
     owner: str | None = None  # the owner the runner authorized (canonical), for actions with an owner field
+    service: str | None = None  # the service the run is for, whose name it holds once the policy checks pass
     changes: list[Change] = field(default_factory=list)
     resources: list[ResourceRecord] = field(default_factory=list)
 
@@ -335,14 +342,22 @@ class ActionContext:
         self.claim_all([Claim(kind, name, self._claim_owner(), subject)])
 
     def claim_all(self, claims: Iterable[Claim]) -> None:
-        wanted = list(claims)
+        """Hold the service's name and every one of `claims`, or none of them: all are checked first, so a clash
+        on one leaves the others free (a dry-run only checks). Call it after the policy checks, so a request the
+        rules refuse holds no name."""
+        wanted = [*self.service_claims(), *claims]
         if self.providers.claims is None or not wanted:
             return
-        if self.dry_run:
-            if found := self.providers.claims.conflicts(wanted):
-                raise found[0]
-            return
-        self.providers.claims.hold(wanted, run_id=self.run_id)
+        if found := self.providers.claims.conflicts(wanted):
+            raise found[0]
+        if not self.dry_run:
+            self.providers.claims.hold(wanted, run_id=self.run_id)
+
+    def service_claims(self) -> list[Claim]:
+        """The service's own name, when this run has a service and an owner (the runner sets both)."""
+        if self.service is None or self.owner is None:
+            return []
+        return [Claim(SERVICE_KIND, self.service, self.owner, self.service)]
 
     def claim_problems(self, claims: Iterable[Claim], *, field: str) -> list[FieldError]:
         """Read only, for the plan: each clash as a problem on `field`."""
@@ -352,6 +367,14 @@ class ActionContext:
 
     def claim_for(self, kind: str, name: str, *, subject: str) -> Claim:
         return Claim(kind, name, self._claim_owner(), subject)
+
+    def held_before(self, kind: str, name: str, *, subject: str) -> bool:
+        """Whether an earlier run already held `name` for this owner and subject, so what it began there is this
+        owner's to finish; a name no run held before this one names nothing Golden Path made."""
+        if self.providers.claims is None:
+            return True
+        holder = self.providers.claims.held_by(self.claim_for(kind, name, subject=subject))
+        return holder is not None and holder != self.run_id
 
     def environment_claims(self, env: str, *, namespace: str | None = None) -> list[Claim]:
         """Every name the golden path derives for the service in one environment: its secrets path, both Vault
@@ -381,10 +404,12 @@ class ActionContext:
             raise RunFailedError("this action has no owner to claim names for")
         return self.owner
 
-    def check_service_policy(self, extra: Iterable[FieldError] = ()) -> None:
-        """The platform's rules for the ServiceInput fields (naming, environments, cost center) and the
-        action's `extra` problems: one PolicyViolation naming every problem, before anything is written."""
+    def check_service_policy(self, extra: Iterable[FieldError] = (), *, claims: Iterable[Claim] = ()) -> None:
+        """The platform's rules for the ServiceInput fields (naming, environments, cost center, owner) and the
+        action's `extra` problems: one PolicyViolation naming every problem, before anything is written. Then
+        the service's name and the action's `claims` are held, all or none (see claim_all)."""
         self.policy.enforce([*self.policy.request_problems(self.input), *extra])
+        self.claim_all(claims)
 
     def add_resource(self, resource: ResourceRecord) -> None:
         """Put a resource in the inventory when the run succeeds (not in a dry-run)."""

@@ -28,6 +28,7 @@ class Policy:
     visibilities: tuple[str, ...] = ("private", "internal")
     clusters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # environment → clusters; {}: no check
     reserved_namespaces: tuple[str, ...] = ("default", "kube-*")  # shell-style patterns
+    owner_namespaces: tuple[str, ...] = ("default",)  # catalog namespaces whose groups may own services
     allow_workload_overrides: bool = False
 
     def request_problems(self, data: Mapping[str, Any]) -> list[FieldError]:
@@ -36,7 +37,20 @@ class Policy:
         service, system = data["service"], data["system"]
         return [*self.service_problems(service, system=system),
                 *self.environment_problems(data["environments"], service=service, system=system),
-                *self.cost_center_problems(data["costCenter"])]
+                *self.cost_center_problems(data["costCenter"]), *self.owner_problems(data["owner"])]
+
+    def owner_problems(self, owner: str, *, field: str = "owner") -> list[FieldError]:
+        """Services are owned by teams: a group, in a namespace the platform's groups live in. A person would
+        own names for themselves alone, and a group of another namespace would share its team slug (GitHub team,
+        Kubernetes group) with the platform's group of that name."""
+        kind, _, rest = owner.partition(":")
+        namespace = rest.split("/", 1)[0]
+        if kind != "group":
+            return [FieldError(field, f"{owner} is not a group: services are owned by teams", "owner-must-be-group")]
+        if namespace not in self.owner_namespaces:
+            return [FieldError(field, f"groups of namespace {namespace!r} may not own services here (allowed: "
+                                      f"{', '.join(self.owner_namespaces)})", "owner-namespaces")]
+        return []
 
     def enforce(self, problems: Iterable[FieldError]) -> None:
         """Raise one PolicyViolation naming every problem, if there is any."""

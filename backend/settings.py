@@ -98,6 +98,7 @@ class PolicySettings:
     reserved_namespaces: tuple[str, ...] = ("default", "kube-*", "goldenpath*", "openbao*", "vault*",
                                             "backstage*", "argocd", "flux-system", "cert-manager", "ingress-*")
     allow_workload_overrides: bool = False  # may a request name its own namespace/serviceAccount for Vault?
+    owner_namespaces: tuple[str, ...] = ("default",)  # catalog namespaces whose groups may own services
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
                                  for plugin, groups in dict(auth["plugin_groups"]).items()}
     auth = _coerce(AuthSettings, auth)
     policy = dict(raw.get("policy") or {})
-    for key in ("environments", "reserved_names", "visibilities", "reserved_namespaces"):
+    for key in ("environments", "reserved_names", "visibilities", "reserved_namespaces", "owner_namespaces"):
         if key in policy:
             policy[key] = tuple(_as_list(policy[key]))
     policy = _coerce(PolicySettings, policy)

@@ -7,10 +7,12 @@ Depends on marshmallow, `re` and detect-secrets only, so any layer may use it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from marshmallow import ValidationError, validate
 
@@ -96,6 +98,10 @@ def field_messages(messages: Any, prefix: str = "") -> Iterator[tuple[str, str]]
 # -- the credential scanner ---------------------------------------------------------------------------------------
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+# the default-ignorable code points: they show as nothing
+_INVISIBLE = re.compile(r"[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                        r"\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
+_MAX_URL_NESTING = 3
 _LONG_WORD = re.compile(r"\w{65,}")
 _TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
@@ -148,7 +154,14 @@ class CredentialScanner:
             heuristic.is_prefixed_with_dollar_sign)
 
     def find(self, text: str) -> str | None:
-        """The kind of the first credential in `text` ("GitHub Token", ...), or None."""
+        """The kind of the first credential in `text` ("GitHub Token", ...), or None. Also read as it displays:
+        without invisible format characters (a zero-width space or a soft hyphen splits a token for a scanner, not
+        for whoever copies it) and with compatibility forms folded (full-width letters)."""
+        kind = self._find(text)
+        shown = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+        return kind if kind is not None or shown == text else self._find(shown)
+
+    def _find(self, text: str) -> str | None:
         for detector in self._formats:
             if next(iter(detector.analyze_string(text)), None) is not None:
                 return str(detector.secret_type)
@@ -156,7 +169,7 @@ class CredentialScanner:
             return "Basic Auth Credentials"
         if any(self._is_value(value) for value in self._assigned_values(text)):
             return str(self._keyword.secret_type)
-        return self._high_entropy(_URL.sub(" ", text))
+        return self._high_entropy(_URL.sub(_url_secrets, text))
 
     def _assigned_values(self, text: str) -> Iterator[str]:
         # The keyword rules read `<keyword>\w*` and backtrack over the rest of the word at each keyword in it, so
@@ -183,6 +196,20 @@ class CredentialScanner:
 
     def _is_harmless(self, candidate: str) -> bool:
         return any(check(candidate) for check in self._harmless)
+
+
+def _url_secrets(url: re.Match[str], depth: int = 0) -> str:
+    """What of a URL can hold a credential: its user info and its query's (and fragment's) values; not its host
+    and path, whose random-looking ids are not credentials (but a URL inside the path is read the same way)."""
+    try:
+        parts = urlsplit(url.group())
+        user, password = parts.username, parts.password
+    except ValueError:  # e.g. a malformed IPv6 host: the whole URL, then
+        return f" {url.group()} "
+    values = [v for query in (parts.query, parts.fragment) for _, v in parse_qsl(query, keep_blank_values=True)]
+    nested = _URL.search(parts.path) if depth < _MAX_URL_NESTING else None
+    inner = _URL.sub(lambda m: _url_secrets(m, depth + 1), parts.path[nested.start():]) if nested else ""
+    return " " + " ".join(unquote(v) for v in (user, password, *values, inner) if v) + " "
 
 
 @cache

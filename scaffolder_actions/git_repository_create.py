@@ -38,6 +38,7 @@ BRANCH = r"^(?!.*\.\.)(?!.*//)(?!.*/\.)(?!.*\.lock(/|$))(?!.*[./]$)[A-Za-z0-9][A
 VALUE_KEY = r"^[a-z][a-z0-9_]{0,40}$"
 GITHUB_LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$"
 PERMISSIONS = ("pull", "triage", "push", "maintain", "admin")
+REPOSITORY_KIND = "repository"  # the inventory kind, and the kind of the name claimed before creating one
 
 
 class ProtectionInput(Schema):
@@ -99,7 +100,8 @@ class RepositoryInput(ActionInput):
                          validate=validate.Length(max=50), metadata={
         "title": "Values", "description": "Extra values for the skeleton's templates."})
     adopt = fields.Boolean(load_default=False, metadata={
-        "title": "Adopt", "description": "Apply settings to an existing repository Golden Path did not create."})
+        "title": "Adopt",
+        "description": "Apply settings to an existing repository Golden Path did not create (platform admins only)."})
 
 
 class RepositoryOutput(Schema):
@@ -124,7 +126,8 @@ def run(ctx: ActionContext) -> dict[str, Any]:
         raise UpstreamUnavailable("no repository provider is configured", provider="repositories")
     data, org = ctx.input, ctx.providers.repository_org
     ctx.policy.enforce([*ctx.policy.service_problems(data["name"], system=data["system"], field="name"),
-                        *ctx.policy.visibility_problems(data["visibility"])])
+                        *ctx.policy.visibility_problems(data["visibility"]), *ctx.policy.owner_problems(data["owner"])])
+    ctx.claim_all(())  # the service's name, now that the rules pass
     skeleton = load_skeleton(Path(ctx.providers.skeletons_dir), data.get("skeleton") or ctx.providers.default_skeleton)
     team = entity_name(data["owner"])
     protection = data["protection"]
@@ -149,9 +152,15 @@ def run(ctx: ActionContext) -> dict[str, Any]:
               "owner_team": team, "system": data["system"], "org": org, "default_branch": data["defaultBranch"],
               "service_account": ctx.naming.service_account(service=data["name"], system=data["system"])}
     files = render_skeleton(skeleton, values)
-    result = host.ensure_repository(spec, files, adopt=data["adopt"], dry_run=ctx.dry_run, on_change=ctx.record)
+    # The repository's name is claimed just before Golden Path creates it, so an empty repository is one a stopped
+    # run of this owner left behind only if an earlier run claimed it; any other was made by hand, and is not taken.
+    locator = f"{org}/{data['name']}"
+    fresh = not ctx.held_before(REPOSITORY_KIND, locator, subject=data["name"])
+    result = host.ensure_repository(
+        spec, files, adopt=data["adopt"], dry_run=ctx.dry_run, on_change=ctx.record, fresh_name=fresh,
+        before_create=lambda: ctx.claim(REPOSITORY_KIND, locator, subject=data["name"]))
     ctx.add_resource(ResourceRecord(
-        kind="repository", locator=f"{org}/{data['name']}", service=data["name"], system=data["system"],
+        kind=REPOSITORY_KIND, locator=locator, service=data["name"], system=data["system"],
         owner=data["owner"], attributes={"provider": host.kind, "remoteUrl": result.remote_url,
                                          "repoContentsUrl": result.contents_url,
                                          "webUrl": result.contents_url.split("/blob/", 1)[0],
@@ -170,4 +179,7 @@ ACTION = Action(
     run=run,
     examples=EXAMPLES,
     service_field="name",
+    # Golden Path cannot tell whose a repository it did not create is, and adopting grants the owning team and the
+    # collaborators access to it: only platform admins adopt.
+    admin_fields=("adopt",),
 )

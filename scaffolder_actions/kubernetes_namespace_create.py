@@ -70,12 +70,14 @@ EXAMPLES = (
 
 
 def run(ctx: ActionContext) -> dict[str, Any]:
-    ctx.check_service_policy(ctx.policy.tier_problems(ctx.input["tier"]))
+    data = ctx.input
+    namespaces = sorted({ctx.naming.namespace(service=data["service"], system=data["system"], environment=env)
+                         for env in data["environments"]})
+    ctx.check_service_policy(ctx.policy.tier_problems(data["tier"]), claims=[
+        ctx.claim_for("kubernetes.namespace", name, subject=data["service"]) for name in namespaces])
     plans = [plan for index, env in enumerate(ctx.input["environments"]) for plan in _plans(ctx, env, index)]
     for _, _, manifests in plans:  # fail closed: everything validates before anything is written
         validate_manifests(manifests, ctx.providers.kubernetes.version)
-    ctx.claim_all(ctx.claim_for("kubernetes.namespace", name, subject=ctx.input["service"])
-                  for name in sorted({manifests[0]["metadata"]["name"] for _, _, manifests in plans}))
     outputs = [_apply(ctx, env, cluster, manifests) for env, cluster, manifests in plans]
     return {"namespaces": outputs, "changed": any(o["changed"] for o in outputs)}
 

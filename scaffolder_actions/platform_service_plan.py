@@ -73,7 +73,9 @@ def run(ctx: ActionContext) -> dict[str, Any]:
                                    "(not-a-member-of-owner)", "not-a-member-of-owner"))
     refused = {problem.field for problem in problems}
     resources: list[dict[str, Any]] = []
-    if "service" not in refused:  # a name the rules refuse is not worth looking up, nor is a refused environment
+    # a name or an owner the rules refuse is not worth looking up (and a non-member learns nothing of the owner's
+    # resources), nor is a refused environment
+    if not refused & {"service", "owner"}:
         environments = [env for index, env in enumerate(data["environments"])
                         if f"environments.{index}" not in refused]
         # a service name another team holds says it all; otherwise each derived name another service holds
@@ -112,8 +114,9 @@ def _availability(
     if providers.repositories is None:
         raise UpstreamUnavailable("no repository provider is configured", provider="repositories")
     host, org = providers.repositories, providers.repository_org
+    fresh = not ctx.held_before("repository", f"{org}/{service}", subject=service)
     probe("repository", f"{org}/{service}", None,
-          partial(host.check_repository, org, service, owner_ref=owner))
+          partial(host.check_repository, org, service, owner_ref=owner, fresh_name=fresh))
     store, vault = providers.require_secrets()  # what the secrets step needs from Vault, read only
     store.ensure_kv_mount(vault.kv_mount, create=vault.create_kv_mount, dry_run=True)
     if vault.kubernetes_auth_mount:

@@ -96,9 +96,9 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     ctx.check_service_policy(ctx.policy.workload_problems(
         data, derived_account=ctx.naming.service_account(service=service, system=system),
         derived_namespaces={env: ctx.naming.namespace(service=service, system=system, environment=env)
-                            for env in data["environments"]}))
-    ctx.claim_all(claim for env in data["environments"]
-                  for claim in ctx.environment_claims(env, namespace=data.get("namespace")))
+                            for env in data["environments"]}),
+        claims=[claim for env in data["environments"]
+                for claim in ctx.environment_claims(env, namespace=data.get("namespace"))])
     ctx.record(store.ensure_kv_mount(vault.kv_mount, create=vault.create_kv_mount, dry_run=ctx.dry_run))
     if vault.kubernetes_auth_mount:
         ctx.record(store.ensure_auth_method(

@@ -10,19 +10,22 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
+from dulwich.errors import GitProtocolError
 from dulwich.server import FileSystemBackend
 from dulwich.web import make_wsgi_chain
 
 from backend.api.git_access import Decision, ReadCheck, decide, locate, repository_access
-from backend.errors import AuthenticationError
+from backend.errors import AuthenticationError, GoldenPathError, NotAllowedError
 from backend.services.auth import Principal
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Authenticate = Callable[[str], Principal]
+Reader = Callable[[Principal], Callable[[str], bool]]  # a credential -> whether it may read an owner's repositories
 CHALLENGE = 'Basic realm="Golden Path git"'
 _log = logging.getLogger("goldenpath.git")
 
@@ -35,28 +38,73 @@ class _RootedBackend(FileSystemBackend):
         return super().open_repository(text.lstrip("/"))
 
 
-def read_only_git_app(root: Path, *, authenticate: Authenticate, may_read: ReadCheck) -> WsgiApp:
-    """`may_read(principal, owner_ref)`: whether a credential may read a private repository of that owner."""
+def read_only_git_app(root: Path, *, authenticate: Authenticate, reader: Reader) -> WsgiApp:
+    """`reader(principal)`: which owners' private repositories a credential may read, as a check of an owner ref.
+    It is asked for every credential on a private repository and on a name no repository has alike, so reading a
+    person's groups costs the same and fails the same way (503 if Backstage's catalog cannot be read) for both."""
     served: WsgiApp = make_wsgi_chain(_RootedBackend(str(root)))
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path_info = environ.get("PATH_INFO", "")
-        if "git-receive-pack" in path_info or "service=git-receive-pack" in environ.get("QUERY_STRING", ""):
+        if "git-receive-pack" in path_info or _asks_to_push(environ.get("QUERY_STRING", "")):
             return _answer(start_response, "403 Forbidden",
                            b"pushes are not accepted here: change repositories through Golden Path actions\n")
         target = locate(path_info)
         if target is None:
             return _answer(start_response, "404 Not Found", b"repository not found\n")
-        principal = _principal(environ.get("HTTP_AUTHORIZATION"), authenticate, path_info)
-        decision = decide(repository_access(root, target), principal, may_read)
+        repository = repository_access(root, target)
+        principal = None
+        may_read: ReadCheck = _nobody
+        if repository is None or repository.visibility != "public":  # public: served to anyone, unasked
+            principal = _principal(environ.get("HTTP_AUTHORIZATION"), authenticate, path_info)
+        if repository is None or repository.visibility == "private":  # a missing one looks private: asked alike
+            try:
+                may_read = _owners_readable_by(principal, reader)
+            except GoldenPathError as failed:  # e.g. Backstage's catalog unreachable
+                _log.warning("git read: the caller's groups could not be read (%s): %s", failed.detail, path_info)
+                return _answer(start_response, "503 Service Unavailable", b"try again later\n",
+                               [("Retry-After", "5")])
+        decision = decide(repository, principal, may_read)
         if decision is Decision.CHALLENGE:
             return _answer(start_response, "401 Unauthorized", b"authentication required\n",
                            [("WWW-Authenticate", CHALLENGE)])
         if decision is Decision.HIDE:
             return _answer(start_response, "404 Not Found", b"repository not found\n")
-        return served(environ, start_response)
+        return _ended_quietly(served(environ, start_response), path_info)
 
     return app
+
+
+def _asks_to_push(query: str) -> bool:
+    """dulwich reads `service` percent-decoded: so must the refusal (`git%2Dreceive-pack` is receive-pack too)."""
+    return any("receive-pack" in value for value in parse_qs(query, keep_blank_values=True).get("service", []))
+
+
+def _nobody(_principal: Principal, _owner: str) -> bool:
+    return False
+
+
+def _owners_readable_by(principal: Principal | None, reader: Reader) -> ReadCheck:
+    if principal is None:
+        return _nobody
+    try:
+        check = reader(principal)
+    except NotAllowedError:  # e.g. no catalog token configured: a person whose groups are unknown reads no owner's
+        return _nobody
+    return lambda _principal, owner: check(owner)
+
+
+def _ended_quietly(body: Iterable[bytes], path: str) -> Iterator[bytes]:
+    """dulwich answers 200 and then reads the request: a malformed one (from anyone who may read, anonymous on a
+    public repository) ends the answer early, logged in one line rather than as a server error."""
+    try:
+        yield from body
+    except GitProtocolError as refused:
+        _log.info("git request refused by the protocol (%s): %s", refused, path)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 def _principal(header: str | None, authenticate: Authenticate, path: str) -> Principal | None:

@@ -38,19 +38,25 @@ class BackstageCatalog:
         if not token:
             raise UpstreamError("no Backstage token to ask for a catalog refresh with (catalog.backstage_token "
                                 "or an existing catalog.backstage_token_file)", provider=PROVIDER)
-        try:
-            response = self._session.post(self._url, json={"entityRef": ref}, timeout=self._timeout,
-                                          headers={"Authorization": f"Bearer {token}"})
-        except requests.RequestException as exc:
-            raise UpstreamUnavailable(f"Backstage did not answer the catalog refresh ({type(exc).__name__})",
-                                      provider=PROVIDER) from None
-        if response.status_code >= 500:
-            raise UpstreamUnavailable(f"Backstage answered the catalog refresh with {response.status_code}",
-                                      provider=PROVIDER)
-        if response.status_code >= 400:
-            raise UpstreamError(f"Backstage refused to refresh {ref} ({response.status_code}): "
-                                f"{cap(_message(response), 200)}", provider=PROVIDER)
+        _answer(lambda: self._session.post(self._url, json={"entityRef": ref}, timeout=self._timeout,
+                                           headers={"Authorization": f"Bearer {token}"}),
+                what=f"the catalog refresh of {ref}")
         return ref
+
+
+def _answer(send: Callable[[], requests.Response], *, what: str, missing_ok: bool = False) -> requests.Response:
+    """Backstage's answer to `send()`, its failures translated once: 5xx and no answer are retryable."""
+    try:
+        response = send()
+    except requests.RequestException as exc:
+        raise UpstreamUnavailable(f"Backstage did not answer {what} ({type(exc).__name__})",
+                                  provider=PROVIDER) from None
+    if response.status_code >= 500:
+        raise UpstreamUnavailable(f"Backstage answered {what} with {response.status_code}", provider=PROVIDER)
+    if response.status_code >= 400 and not (missing_ok and response.status_code == 404):
+        raise UpstreamError(f"Backstage refused {what} ({response.status_code}): {cap(_message(response), 200)}",
+                            provider=PROVIDER)
+    return response
 
 
 def _message(response: requests.Response) -> str:
@@ -79,19 +85,11 @@ class BackstageDirectory:
             raise UpstreamUnavailable("Golden Path has no Backstage token to read group memberships with "
                                       "(auth.catalog_token)", provider=PROVIDER)
         url = f"{self._base}/{quote(namespace, safe='')}/{quote(name, safe='')}"
-        try:
-            response = self._session.get(url, timeout=self._timeout, headers={"Authorization": f"Bearer {token}"})
-        except requests.RequestException as exc:
-            raise UpstreamUnavailable(f"Backstage's catalog did not answer for {user_ref} ({type(exc).__name__})",
-                                      provider=PROVIDER) from None
+        response = _answer(lambda: self._session.get(url, timeout=self._timeout,
+                                                     headers={"Authorization": f"Bearer {token}"}),
+                           what=f"the catalog read of {user_ref}", missing_ok=True)
         if response.status_code == 404:
             return frozenset()
-        if response.status_code >= 500:
-            raise UpstreamUnavailable(f"Backstage's catalog answered {response.status_code} for {user_ref}",
-                                      provider=PROVIDER)
-        if response.status_code >= 400:
-            raise UpstreamError(f"Backstage's catalog refused to read {user_ref} ({response.status_code}): "
-                                f"{cap(_message(response), 200)}", provider=PROVIDER)
         try:
             relations = response.json().get("relations") or []
         except ValueError:

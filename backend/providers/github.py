@@ -13,8 +13,9 @@ CODEOWNERS must exist and be valid by GitHub's own check.
 
 Ownership lives in the repository: `.goldenpath.yaml` names the skeleton, the owner (a full entity ref)
 and its team; a marker from before full refs names only the team, that is `group:default/<team>`. An
-existing repository without it, or with another owner's, is a conflict unless `adopt`. An empty
-repository holds nothing to lose: that is how a run that stopped after creating it finishes on retry.
+existing repository without it is a conflict unless `adopt`; one with another owner's always is. An empty
+repository holds nothing to lose: that is how a run that stopped after creating it finishes on retry, when an
+earlier run of the same owner began creating it (otherwise an empty repository is someone else's, made by hand).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class GitHubHost(RepositoryHost):
 
     def ensure_repository(
         self, spec: RepositorySpec, files: dict[str, bytes], *, adopt: bool, dry_run: bool,
-        on_change: Callable[[Change], object],
+        on_change: Callable[[Change], object], fresh_name: bool = False,
+        before_create: Callable[[], object] | None = None,
     ) -> RepositoryResult:
         owner_team_of(spec.owner_ref)  # a person has no team: refused before anything is read or written
         api = self.api()
@@ -125,16 +127,19 @@ class GitHubHost(RepositoryHost):
         if repo is None and dry_run:
             on_change(Change("repository.repo", run.locator, Outcome.CREATED, details={"files": len(files)}))
             return self._planned(spec, api)
+        if repo is None and before_create is not None:
+            before_create()
         created = run.create_repository() if repo is None else None
         if created is not None:
             repo, publish = created, True
             on_change(Change("repository.repo", run.locator, Outcome.CREATED, details={"files": len(files)}))
         else:  # it existed, or another run created it a moment ago
+            raced = repo is None  # taken between our read and our create: by a run of this owner (claims say so)
             repo = repo or run.read_repository()
             if repo is None:
                 raise UpstreamError(f"repository {run.locator} was taken and then vanished", provider=PROVIDER,
                                     retryable=True)
-            publish = run.claim(repo, adopt=adopt)
+            publish = run.claim(repo, adopt=adopt, resumable=raced or not fresh_name)
             on_change(Change("repository.content", run.locator, Outcome.CREATED if publish else Outcome.UNCHANGED,
                              details={"files": len(files)} if publish else {}))
         commit = ""
@@ -148,14 +153,14 @@ class GitHubHost(RepositoryHost):
         return RepositoryResult(remote_url=str(repo["clone_url"]), contents_url=contents_url,
                                 commit_hash=commit, settings=settings, writes=api.writes)
 
-    def check_repository(self, org: str, name: str, *, owner_ref: str) -> bool:
+    def check_repository(self, org: str, name: str, *, owner_ref: str, fresh_name: bool = False) -> bool:
         team = owner_team_of(owner_ref)
         ownership = _Ownership(self.api(), org=org, name=name, owner_ref=owner_ref, owner_team=team)
         ownership.require_team()
         repo = ownership.read_repository()
         if repo is None:
             return False
-        ownership.claim(repo, adopt=False)
+        ownership.claim(repo, adopt=False, resumable=not fresh_name)
         return True
 
     def _planned(self, spec: RepositorySpec, api: GitHubApi) -> RepositoryResult:
@@ -184,13 +189,14 @@ class _Ownership:
         repo: dict[str, Any] | None = self.api.get(self.base, what=f"read repository {self.locator}", missing_ok=True)
         return repo
 
-    def claim(self, repo: dict[str, Any], *, adopt: bool) -> bool:
-        """May this run manage `repo`? Returns whether its content still has to be published."""
+    def claim(self, repo: dict[str, Any], *, adopt: bool, resumable: bool = True) -> bool:
+        """May this run manage `repo`? Returns whether its content still has to be published. `resumable`: an
+        empty repository may be one a stopped run of this owner created (else someone made it by hand)."""
         branch = str(repo["default_branch"])
         found = self.api.get(f"{self.base}/contents/{MARKER}", what=f"read {MARKER} of {self.locator}",
                              params={"ref": branch}, missing_ok=True)
         if found is None:
-            if self._is_empty(branch):
+            if self._is_empty(branch) and (resumable or adopt):
                 return True
             if adopt:
                 return False
@@ -198,7 +204,7 @@ class _Ownership:
                                 "set adopt: true to apply settings only")
         marker = _parse_marker(found)
         owner = recorded_owner(owner=marker.get("owner"), team=marker.get("team"))
-        if owner is not None and not same_owner(owner, self.owner_ref) and not adopt:
+        if owner is not None and not same_owner(owner, self.owner_ref):  # adopt is for unmarked repositories only
             raise ConflictError(f"repository {self.locator} is owned by {owner}", owner=owner)
         return bool(marker.get("publishing"))  # only the seed commit is there: a run stopped mid-publish
 

@@ -39,7 +39,8 @@ class LocalGitHost(RepositoryHost):
 
     def ensure_repository(
         self, spec: RepositorySpec, files: dict[str, bytes], *, adopt: bool, dry_run: bool,
-        on_change: Callable[[Change], object],
+        on_change: Callable[[Change], object], fresh_name: bool = False,
+        before_create: Callable[[], object] | None = None,
     ) -> RepositoryResult:
         owner_team_of(spec.owner_ref)  # a person owns no repository: refused before anything is written
         path = self.root / spec.org / f"{spec.name}.git"
@@ -50,6 +51,8 @@ class LocalGitHost(RepositoryHost):
             if exists:
                 self._refuse_foreign(path, org=spec.org, name=spec.name, owner_ref=spec.owner_ref, adopt=adopt)
             elif not dry_run:
+                if before_create is not None:
+                    before_create()
                 self._create(path, spec, files)
                 writes += 1
             if not exists:
@@ -68,7 +71,7 @@ class LocalGitHost(RepositoryHost):
                                 contents_url=f"{self.base_url}/git/{spec.org}/{spec.name}.git",
                                 commit_hash=commit, settings=settings, writes=writes)
 
-    def check_repository(self, org: str, name: str, *, owner_ref: str) -> bool:
+    def check_repository(self, org: str, name: str, *, owner_ref: str, fresh_name: bool = False) -> bool:
         owner_team_of(owner_ref)
         path = self.root / org / f"{name}.git"
         if not path.exists():
@@ -87,11 +90,12 @@ class LocalGitHost(RepositoryHost):
 
     def _refuse_foreign(self, path: Path, *, org: str, name: str, owner_ref: str, adopt: bool) -> None:
         current = self._settings(path)
-        if adopt:
-            return
         if current.get("goldenpath.managed") != "true":
+            if adopt:  # a repository Golden Path did not create: settings only
+                return
             raise ConflictError(f"repository {org}/{name} exists and was not created by Golden Path; "
                                 "set adopt: true to apply settings only")
+        # adopt never applies to what Golden Path made for another owner
         # git lowercases config keys on read; repositories from before full refs record only the team
         owner = recorded_owner(owner=current.get("goldenpath.owner"), team=current.get("goldenpath.owner-team"))
         if owner is not None and not same_owner(owner, owner_ref):

@@ -61,14 +61,18 @@ class RepositoryHost(ABC):
     @abstractmethod
     def ensure_repository(
         self, spec: RepositorySpec, files: dict[str, bytes], *, adopt: bool, dry_run: bool,
-        on_change: Callable[[Change], object],
+        on_change: Callable[[Change], object], fresh_name: bool = False,
+        before_create: Callable[[], object] | None = None,
     ) -> RepositoryResult:
         """Create the repository with `files` as one commit, or converge its settings if it is ours.
-        Another team's repository, or content we did not create, is a ConflictError unless `adopt`
-        (then only the settings are applied). After applying, report the settings read back."""
+        Another owner's repository is a ConflictError; so is content we did not create, unless `adopt` (then
+        only the settings are applied). `fresh_name`: Golden Path never began creating this repository for this
+        owner, so one already there, even an empty one, is not one a stopped run of ours left behind;
+        `before_create` is called just before a repository is created (to record that it was begun). After
+        applying, report the settings read back."""
 
     @abstractmethod
-    def check_repository(self, org: str, name: str, *, owner_ref: str) -> bool:
+    def check_repository(self, org: str, name: str, *, owner_ref: str, fresh_name: bool = False) -> bool:
         """Read only: whether the repository exists and is ours to converge (False: the name is free). Another
         owner's repository, or one Golden Path did not create, is a ConflictError, as in ensure_repository."""
 

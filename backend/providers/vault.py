@@ -200,7 +200,14 @@ class HvacSecretsStore(SecretsStore):
         values = {key: _initial_value(spec.initial_values) for key in missing}
         with _vault_call(f"write initial keys of {spec.mount}/{spec.path}"):
             if version == 0:
-                kv.create_or_update_secret(spec.path, secret=values, cas=0, mount_point=spec.mount)
+                try:
+                    kv.create_or_update_secret(spec.path, secret=values, cas=0, mount_point=spec.mount)
+                except hvac.exceptions.InvalidRequest as exc:
+                    if "check-and-set" not in str(exc):
+                        raise
+                    # another run wrote the path first: read it again (it converges, or is another owner's)
+                    raise UpstreamUnavailable(f"{spec.mount}/{spec.path} was written concurrently",
+                                              provider=PROVIDER, retry_after=1) from None
             else:
                 kv.patch(spec.path, secret=values, mount_point=spec.mount)
 

@@ -11,6 +11,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +31,12 @@ class Tampering(StrEnum):
     FORGED = "forged-checkpoint"  # a witness checkpoint whose MAC is not the key's
     BAD_WITNESS = "bad-witness"  # the witness holds something that is not a checkpoint
     HEAD = "head-mismatch"  # the stored chain head disagrees with the events
+    UNWITNESSED = "unwitnessed"  # keyed events old enough to be witnessed that no checkpoint covers
+
+
+# A checkpoint is written right after its event commits; an event older than this with no checkpoint at or after
+# it means the witness lost checkpoints (deleted, emptied, cut) or cannot be written.
+WITNESS_GRACE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -58,9 +65,11 @@ class _Broken(Exception):
 class _Walk:
     """The chain walked in order; raises _Broken at the first event that does not hold."""
 
-    def __init__(self, key: AuditKey) -> None:
+    def __init__(self, key: AuditKey, *, witnessed_by: str) -> None:
         self.key = key
         self.previous_hash, self.last_seq, self.legacy, self.first_keyed = GENESIS_HASH, 0, 0, 0
+        self.witnessed_by = witnessed_by  # keyed events made before this time must have a checkpoint by now
+        self.must_be_witnessed = 0  # the latest of those
 
     def check(self, event: dict[str, Any]) -> None:
         seq, expected, key_id = event["seq"], self.last_seq + 1, event["key_id"]
@@ -68,6 +77,15 @@ class _Walk:
             raise _Broken(Tampering.MISSING, expected, f"event {expected} is missing: deleted from the chain")
         if event["prev_hash"] != self.previous_hash:
             raise _Broken(Tampering.RELINKED, seq, "prev_hash does not match the previous event")
+        if not isinstance(event["hash"], str) or not isinstance(key_id, str | None):
+            raise _Broken(Tampering.EDITED, seq, "its hash or key id is not text: the row was edited")
+        try:
+            self._check_mac(seq, key_id, event)
+        except (TypeError, ValueError) as exc:  # a value no genuine event holds, e.g. one JSON cannot encode
+            raise _Broken(Tampering.EDITED, seq, "it holds a value no event is made of: the row was edited") from exc
+        self.previous_hash, self.last_seq = event["hash"], seq
+
+    def _check_mac(self, seq: int, key_id: str | None, event: dict[str, Any]) -> None:
         if key_id is None:
             if self.first_keyed:
                 raise _Broken(Tampering.UNKEYED, seq, f"it has no key id, but keyed events began at {self.first_keyed}:"
@@ -82,11 +100,13 @@ class _Walk:
             raise _Broken(Tampering.EDITED, seq, "content does not match its MAC")
         else:
             self.first_keyed = self.first_keyed or seq
-        self.previous_hash, self.last_seq = event["hash"], seq
+            if event["at"] < self.witnessed_by:  # `at` is covered by the MAC just checked
+                self.must_be_witnessed = seq
 
 
 def verify(store: AuditStore) -> Verification:
-    walk = _Walk(store.key)
+    cutoff = datetime.now(UTC) - timedelta(seconds=WITNESS_GRACE_SECONDS)  # taken before the witness is read
+    walk = _Walk(store.key, witnessed_by=cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     checkpoints: list[Checkpoint] = []
     try:
         checkpoints = _witnessed(store)  # read before the events: everything witnessed was committed before
@@ -98,9 +118,11 @@ def verify(store: AuditStore) -> Verification:
             _check_checkpoints(by_seq.pop(event["seq"], []), event, store.key)
         _check_beyond_the_end([c for seq in by_seq.values() for c in seq], walk.last_seq, store.key)
         _check_head(store, walk)
+        _check_witnessed(walk, max((c.seq for c in checkpoints), default=0))
     except _Broken as broken:
         checked = min(walk.last_seq, broken.seq - 1) if broken.seq else walk.last_seq
-        return Verification(False, checked, broken.seq, broken.reason, str(broken.kind), legacy=walk.legacy)
+        return Verification(False, checked, broken.seq, broken.reason, str(broken.kind), legacy=walk.legacy,
+                            checkpoints=len(checkpoints), witnessed_seq=max((c.seq for c in checkpoints), default=0))
     return Verification(True, walk.last_seq, legacy=walk.legacy, checkpoints=len(checkpoints),
                         witnessed_seq=max((c.seq for c in checkpoints), default=0))
 
@@ -141,8 +163,11 @@ def _check_beyond_the_end(checkpoints: list[Checkpoint], last_seq: int, key: Aud
 def _check_head(store: AuditStore, walk: _Walk) -> None:
     """The head row is updated with each append. Read after the walk, it may be ahead of it only by events
     appended meanwhile, which then exist."""
-    head_seq, head_hash = store.head()
+    head = store.head()
     last = walk.last_seq
+    if head is None:
+        raise _Broken(Tampering.HEAD, last, "the chain head row is missing or damaged")
+    head_seq, head_hash = head
     if (head_seq == last and head_hash != walk.previous_hash) or head_seq < last:
         raise _Broken(Tampering.HEAD, last, f"the chain head (event {head_seq}) does not match the last event ({last})")
     if head_seq > last:
@@ -152,6 +177,18 @@ def _check_head(store: AuditStore, walk: _Walk) -> None:
                           f"the chain ends at {last} but its head says {head_seq} — events were cut")
         if after[0]["seq"] != last + 1:
             raise _Broken(Tampering.MISSING, last + 1, f"event {last + 1} is missing: deleted from the chain")
+
+
+def _check_witnessed(walk: _Walk, witnessed_seq: int) -> None:
+    """Every checkpoint has been held against its event by now; the latest one must cover every keyed event old
+    enough to have been witnessed. Legacy events have no trustworthy time: the first keyed event covers them."""
+    if walk.must_be_witnessed > witnessed_seq:
+        first = witnessed_seq + 1
+        raise _Broken(Tampering.UNWITNESSED, first,
+                      f"events {first} to {walk.must_be_witnessed} were made over {WITNESS_GRACE_SECONDS} s ago but the"
+                      f" witness holds no checkpoint of them (its latest is of event {witnessed_seq}): the witness was "
+                      "deleted, emptied or cut, or cannot be written (see the log). Find out which before running "
+                      "`goldenpath audit checkpoint`, which witnesses the chain as it now stands")
 
 
 def export_jsonl(store: AuditStore) -> Iterator[str]:

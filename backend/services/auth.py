@@ -26,7 +26,9 @@ from backend.ownership import canonical_ref
 from backend.settings import AuthSettings
 
 PLUGIN_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
-USER_REF = re.compile(r"user:[a-z0-9][-a-z0-9_.]*/[A-Za-z0-9][-A-Za-z0-9_.]*", re.IGNORECASE)
+# ASCII only: under IGNORECASE alone, [a-z] also matches the Kelvin sign (U+212A), which lowercases to "k", so
+# "user:default/alKce" would be taken for the different person "user:default/alkce"
+USER_REF = re.compile(r"user:[a-z0-9][-a-z0-9_.]*/[A-Za-z0-9][-A-Za-z0-9_.]*", re.IGNORECASE | re.ASCII)
 PLUGIN_TOKEN_TYPE = "vnd.backstage.plugin"  # noqa: S105 - a JWT type, not a secret
 LIMITED_USER_TOKEN_TYPE = "vnd.backstage.limited-user"  # noqa: S105 - a JWT type, not a secret
 USER_KEYS = "(user tokens)"  # the auth backend's keys, cached apart from any plugin's (a plugin may be named "auth")

@@ -28,7 +28,7 @@ from backend.errors import (
 )
 from backend.naming import Naming
 from backend.ownership import canonical_ref
-from backend.plugin_api import SERVICE_KIND, Action, ActionContext, Policy, Providers, Requester, RunLogger
+from backend.plugin_api import Action, ActionContext, Policy, Providers, Requester, RunLogger
 from backend.redaction import MASK, Redactor
 from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
@@ -108,6 +108,10 @@ class Runner:
                 existing = self._stores.runs.find_by_key(new.action_id, key)
         if existing is None:  # the holder failed and released the key in between: claim it now
             return self._claim_or_replay(new)
+        # a key is its requester's: another person or credential replays nothing (not even a plan's answer, which
+        # needs no membership) and learns nothing about the run that holds it
+        if (existing["requestedBy"], existing["caller"]) != (new.requested_by, new.caller):
+            raise ConflictError(f"idempotency key {key!r} is already used by another requester")
         if existing["inputDigest"] != new.input_digest:
             raise ConflictError(f"idempotency key {key!r} was already used with a different input")
         finished = self._wait_for(existing)
@@ -143,19 +147,22 @@ class Runner:
         self, action: Action, new: NewRun, data: dict[str, Any], request: RunRequest, redactor: Redactor
     ) -> dict[str, Any]:
         owner = data.get(action.owner_field) if action.owner_field else None
+        service = data.get(action.service_field) if action.service_field else None
         ctx = ActionContext(
             input=data, dry_run=request.dry_run, run_id=new.id, requester=request.requester,
             log=RunLogger(redactor, new.id), providers=self._providers, policy=self._policy,
             secrets=dict(request.secrets), template_ref=request.context.get("templateRef"),
             owner=owner if isinstance(owner, str) else None,
+            service=service if isinstance(service, str) and not action.read_only else None,
         )
         started = time.perf_counter()
         error: GoldenPathError | None = None
         output: dict[str, Any] | None = None
         try:
-            service = data.get(action.service_field) if action.service_field else None
-            if not action.read_only and ctx.owner and isinstance(service, str):
-                ctx.claim(SERVICE_KIND, service, subject=service)
+            # another owner's service is a 409 before the action runs (out-of-tree actions too); the name is held
+            # once the action's own policy checks pass (ActionContext.claim_all)
+            if self._providers.claims is not None and (found := self._providers.claims.conflicts(ctx.service_claims())):
+                raise found[0]
             output = action.run(ctx)
             check_output(action, output)
         except GoldenPathError as exc:
@@ -223,6 +230,9 @@ def authorization_problem(action: Action, data: Mapping[str, Any], requester: Re
         return None
     owner = data.get(action.owner_field) if action.owner_field else None
     who = requester.user or f"the credential {requester.caller}"
+    if not requester.admin and (admin_set := [name for name in action.admin_fields if data.get(name)]):
+        return NotAllowedError(f"{who} may not set {admin_set[0]}: only platform admins may", rule="admin-only",
+                               field=admin_set[0])
     if not isinstance(owner, str):
         if requester.admin:
             return None
@@ -242,6 +252,7 @@ def policy_from(settings: Settings) -> Policy:
         reserved_names=rules.reserved_names, cost_center_pattern=rules.cost_center_pattern,
         visibilities=rules.visibilities, clusters=settings.kubernetes.environments,
         reserved_namespaces=rules.reserved_namespaces, allow_workload_overrides=rules.allow_workload_overrides,
+        owner_namespaces=rules.owner_namespaces,
     )
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import Text, cast, event, select
 from sqlalchemy.orm import Session
 
 from backend.audit_keys import AuditKey
@@ -30,6 +31,10 @@ HASHED_FIELDS = (*LEGACY_FIELDS, "actor_claim", "key_id")
 _PENDING_HEAD = "goldenpath.audit.pending_head"
 _HOOKED = "goldenpath.audit.hooked"
 _log = logging.getLogger("goldenpath.audit")
+
+
+class AuditHeadError(Exception):
+    """The chain's head row is missing or damaged: no checkpoint can be made of it."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,34 @@ def event_dict(row: AuditEvent) -> dict[str, Any]:
     return {name: getattr(row, name) for name in (*HASHED_FIELDS, "hash")}
 
 
+# Events are read column by column, `changes` as its stored text: a DBA can put anything in a row (on SQLite a BLOB
+# in a text column, text that is no JSON in the JSON one), and what verification gets must then be a value that
+# fails its MAC, not an error while reading that hides which event it was.
+_COLUMNS = tuple(cast(AuditEvent.changes, Text).label("changes") if name == "changes" else getattr(AuditEvent, name)
+                 for name in (*HASHED_FIELDS, "hash"))
+
+
+# What a text column of every database can hold: PostgreSQL text refuses NUL, and neither driver can encode a lone
+# surrogate. An event carrying one (an upstream error's detail, say) is recorded with U+FFFD there, MACed as stored,
+# rather than failing to record the run.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: str | None) -> str | None:
+    return _UNSTORABLE.sub("\ufffd", value) if value is not None else None
+
+
+def _stored(name: str, value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if name == "changes" and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # kept as text: no genuine event's MAC covers a string here
+    return value
+
+
 class AuditStore:
     def __init__(self, database: Database, *, key: AuditKey, witness: Witness) -> None:
         self._db = database
@@ -77,15 +110,15 @@ class AuditStore:
                 "seq": head.seq + 1,
                 "id": str(uuid.uuid4()),
                 "at": utc_now(),
-                "actor_user": new.actor_user,
-                "actor_claim": new.claimed_user,
-                "actor_caller": new.actor_caller,
-                "action_id": new.action_id,
-                "run_id": new.run_id,
-                "input_digest": new.input_digest,
+                "actor_user": _storable(new.actor_user),
+                "actor_claim": _storable(new.claimed_user),
+                "actor_caller": _storable(new.actor_caller),
+                "action_id": _storable(new.action_id),
+                "run_id": _storable(new.run_id),
+                "input_digest": _storable(new.input_digest),
                 "changes": new.changes,
-                "result": new.result,
-                "detail": new.detail,
+                "result": _storable(new.result),
+                "detail": _storable(new.detail),
                 "prev_hash": head.hash,
                 "key_id": self.key.key_id,
             }
@@ -97,17 +130,21 @@ class AuditStore:
 
     def checkpoint(self) -> Checkpoint:
         """Witness the current head now (for an operator, e.g. after upgrading a chain of legacy events)."""
-        seq, hash_ = self.head()
+        head = self.head()
+        if head is None:
+            raise AuditHeadError("the audit chain's head row is missing or damaged: run `goldenpath audit verify`")
+        seq, hash_ = head
         checkpoint = Checkpoint.sign(self.key, seq=seq, hash=hash_, at=utc_now())
         self.witness.record(checkpoint)
         return checkpoint
 
     def list(self, *, after: int = 0, limit: int = 100, action_id: str | None = None) -> list[dict[str, Any]]:
-        query = select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit)
+        query = select(*_COLUMNS).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(limit)
         if action_id:
             query = query.where(AuditEvent.action_id == action_id)
         with self._db.transaction() as session:
-            return [event_dict(row) for row in session.scalars(query)]
+            return [{name: _stored(name, value) for name, value in row._mapping.items()}
+                    for row in session.execute(query)]
 
     def iterate(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
         after = 0
@@ -115,9 +152,12 @@ class AuditStore:
             yield from page
             after = page[-1]["seq"]
 
-    def head(self) -> tuple[int, str]:
+    def head(self) -> tuple[int, str] | None:
+        """The stored head (seq, hash); None when its row is missing or holds values of another type."""
         with self._db.transaction() as session:
-            row = session.get_one(AuditHead, 1)
+            row = session.get(AuditHead, 1)
+            if row is None or not isinstance(row.seq, int) or not isinstance(row.hash, str):
+                return None
             return row.seq, row.hash
 
     def _checkpoint_after_commit(self, session: Session, seq: int, hash_: str) -> None:
@@ -137,8 +177,8 @@ class AuditStore:
         try:
             self.witness.record(Checkpoint.sign(self.key, seq=seq, hash=hash_, at=utc_now()))
         except Exception:
-            # The event is committed; failing here would report a recorded run as failed. The gap shows in
-            # `goldenpath audit verify` as an unwitnessed tail, and the next checkpoint covers this event too.
+            # The event is committed; failing here would report a recorded run as failed. The next checkpoint
+            # covers this event too; if none comes, `goldenpath audit verify` reports it `unwitnessed`.
             _log.exception("audit event %s committed but its checkpoint was not witnessed", seq)
 
 

@@ -58,6 +58,16 @@ class ClaimStore:
             if (problem := _clash(claim, existing)) is not None:
                 raise problem
 
+    def held_by(self, claim: Claim) -> str | None:
+        """The run that first held `claim` for its owner and subject; None when the name is free or another's."""
+        query = select(NameClaim.owner, NameClaim.subject, NameClaim.run_id).where(NameClaim.kind == claim.kind,
+                                                                                   NameClaim.name == claim.name)
+        with self._db.transaction() as session:
+            row = session.execute(query).first()
+        if row is None or row.subject != claim.subject or not same_owner(row.owner, claim.owner):
+            return None
+        return str(row.run_id)
+
     def _find(self, claim: Claim) -> tuple[str, str] | None:
         query = select(NameClaim.owner, NameClaim.subject).where(NameClaim.kind == claim.kind,
                                                                  NameClaim.name == claim.name)

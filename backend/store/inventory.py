@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.store.clock import utc_now
@@ -41,11 +42,18 @@ class InventoryStore:
                 query = select(Resource).where(Resource.kind == record.kind, Resource.locator == record.locator)
                 row = tx.scalar(query)
                 if row is None:
-                    row = Resource(kind=record.kind, locator=record.locator, created_at=now)
-                    tx.add(row)
-                    changed.append(row)
-                elif _content(row) != (record.service, record.system, record.owner, record.environment,
-                                       record.attributes):
+                    row = _insert(tx, Resource(
+                        kind=record.kind, locator=record.locator, service=record.service, system=record.system,
+                        owner=record.owner, environment=record.environment, attributes=record.attributes,
+                        action_id=action_id, run_id=run_id, created_at=now, updated_at=now))
+                    if row is not None:
+                        changed.append(row)
+                        continue
+                    row = tx.scalar(query)  # a concurrent run inserted it first: this run updates that row
+                    if row is None:
+                        raise RuntimeError(f"inventory row {record.kind} {record.locator} vanished")
+                if _content(row) != (record.service, record.system, record.owner, record.environment,
+                                     record.attributes):
                     changed.append(row)
                 row.service, row.system, row.owner = record.service, record.system, record.owner
                 row.environment, row.attributes = record.environment, record.attributes
@@ -93,6 +101,17 @@ class InventoryStore:
             query = query.where(Resource.kind == kind)
         with self._db.transaction() as session:
             return [resource_dict(row) for row in session.scalars(query)]
+
+
+def _insert(tx: Session, row: Resource) -> Resource | None:
+    """Insert `row` in a savepoint; None when another transaction committed the same (kind, locator) first, so the
+    later of two concurrent runs of one owner updates that row instead of losing its whole record (run, audit)."""
+    try:
+        with tx.begin_nested():
+            tx.add(row)
+    except IntegrityError:
+        return None
+    return row
 
 
 def _content(row: Resource) -> tuple[Any, ...]:

@@ -27,7 +27,7 @@ class BackstageKeys:
         self.user_reads = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()  # quick shutdown
 
     def rotate(self) -> str:
         kid = f"key-{len(self.keys) + 1}"

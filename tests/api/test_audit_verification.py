@@ -34,3 +34,15 @@ def test_verification_reports_counts_then_the_edited_event(
     assert {k: broken.json()[k] for k in ("ok", "checked", "firstBadSeq", "kind")} == {
         "ok": False, "checked": 1, "firstBadSeq": 2, "kind": "edited"}
     services.database.dispose()
+
+
+def test_only_admins_may_run_a_full_verification(make_app: Callable[..., tuple[FlaskApp, Services]]) -> None:
+    """It reads every event and, with a transit key, calls Vault once per event: no team token may start one."""
+    team_token = "team-token-" + "t" * 20
+    app, _ = make_app(auth={"static_tokens": [{"name": "team", "token": team_token, "groups": ["team-a"]}]})
+    team = app.test_client(headers={"Authorization": f"Bearer {team_token}"})
+    refused = team.get("/api/v1/audit/verification")
+    assert refused.status_code == 403 and refused.json()["rule"] == "admin-only"
+    assert team.get("/api/v1/audit").status_code == 200  # reading the trail stays open to every credential
+    admin = app.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert admin.get("/api/v1/audit/verification").json()["ok"] is True

@@ -249,3 +249,22 @@ def test_a_person_cannot_act_when_memberships_cannot_be_read(make_app: Any, keys
     app, _ = make_app(auth={"backstage_url": keys.url, "catalog_token": "not-the-right-token"})
     answer = app.test_client().post(INVOKE, json=vault_input(), headers=as_user(keys, "user:default/alice"))
     assert answer.status_code == 502, answer.text  # Backstage refused our token: fail closed, say who refused
+
+
+@pytest.mark.parametrize(("owner", "rule"), [("user:default/alice", "owner-must-be-group"),
+                                             ("group:other/team-payments", "owner-namespaces")])
+def test_services_are_owned_by_the_platforms_groups_not_by_people_or_lookalike_groups(
+    app_client: TestClient, keys: BackstageKeys, root: hvac.Client, owner: str, rule: str
+) -> None:
+    """A person would hold names for themselves alone; a group of another namespace shares its team slug (GitHub
+    team, Kubernetes group) with the platform's group of that name. Admins cannot do it either."""
+    data = vault_input(owner=owner)
+    for who in ("user:default/alice", "user:default/pat") if owner.startswith("user:") else ("user:default/pat",):
+        answer = app_client.post(INVOKE, json=data, headers=as_user(keys, who))
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["problem"]["rule"] == rule
+    assert not path_exists(root, f"dev/payments/{data['service']}")
+    plan = {**{k: data[k] for k in ("service", "system", "owner", "costCenter", "environments")}, "description": "x"}
+    answer = app_client.post(PLAN_INVOKE, json=plan, headers=as_user(keys, "user:default/pat"))
+    assert answer.status_code == 422
+    assert [e["rule"] for e in answer.json()["error"]["problem"]["errors"]] == [rule]

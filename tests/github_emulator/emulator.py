@@ -164,7 +164,8 @@ class GitHubEmulator:
 
     def start(self) -> GitHubEmulator:
         self._server = make_server("127.0.0.1", 0, self, threaded=True, request_handler=_QuietHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="github-emulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="github-emulator",
+                                        daemon=True)
         self._thread.start()
         return self
 

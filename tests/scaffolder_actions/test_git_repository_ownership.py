@@ -41,7 +41,9 @@ class Host:
     def run(self, data: dict[str, Any]) -> Any:
         sections = github_settings(self.github) if self.github else {
             "repositories": {"local_root": str(self.tmp / "git"), "org": GITHUB_ORG}}
-        app, _ = self.make_app(database_url=f"sqlite:///{self.tmp}/run-{next(self._databases)}.db", **sections)
+        # groups of another namespace may own services here, so the repository's own record decides
+        app, _ = self.make_app(database_url=f"sqlite:///{self.tmp}/run-{next(self._databases)}.db",
+                               policy={"owner_namespaces": ["default", "other"]}, **sections)
         client: TestClient = app.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
         return client.post(RUNS, json={"input": data})
 
