@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: install run backstage test lint unit bench clean
+.PHONY: install run backstage test lint unit mutants bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ lint: install
 unit: install
 	$(BIN)/python -m pytest
 
-test: lint unit
+# every realistic bug of tests/mutants/catalogue must fail a guarding test (a copy of the code is mutated)
+mutants: install
+	$(BIN)/python tests/mutants/run.py
+
+test: lint unit mutants
 
 bench: install
 	$(BIN)/python benchmarks/vault_service_vs_hvac.py

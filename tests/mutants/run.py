@@ -3,11 +3,12 @@ it, and fail unless every mutant is killed (some guarding test fails).
 
     python tests/mutants/run.py [--only ID ...] [--workers N] [--list]
 
-Each catalogue entry names a file, an exact piece of source (`find`, which must occur exactly once: a stale entry
-is an error, not a pass), its `replace`ment, the guarantee it breaks (docs/guarantees.md) and the tests that must
-catch it. The code is copied once per worker into a temporary directory, so the working tree is never touched and
-a crash leaves nothing behind. Exit 0: every mutant killed; 1: a survivor or a stale entry; 2: the unmutated copy
-fails its own guard tests (the catalogue cannot be judged).
+The catalogue is tests/mutants/catalogue/*.yaml, one list per area. Each entry names a file, an exact piece of
+source (`find`, which must occur exactly once: a stale entry is an error, not a pass), its `replace`ment, the
+guarantee it breaks (docs/guarantees.md) and the tests that must catch it. The code is copied once per worker into
+a temporary directory, so the working tree is never touched and a crash leaves nothing behind. Exit 0: every
+mutant killed; 1: a survivor or a stale entry; 2: the unmutated copy fails its own guard tests (the catalogue
+cannot be judged).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOGUE = Path(__file__).with_name("catalogue.yaml")
-COPIED = ("backend", "scaffolder_actions", "tests", "openapi", "catalog-info", "pyproject.toml")
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "e2e", "var", ".mypy_cache")
+CATALOGUE = Path(__file__).with_name("catalogue")  # one YAML list per area
+IGNORED = shutil.ignore_patterns(".git", ".venv", "var", "node_modules", "__pycache__", "*.pyc", ".mypy_cache",
+                                 ".ruff_cache", ".pytest_cache", "*.egg-info", "build", "dist")
 TIMEOUT_SECONDS = 300
 
 
@@ -52,8 +53,9 @@ class Outcome:
     detail: str = ""
 
 
-def load(path: Path = CATALOGUE) -> list[Mutant]:
-    entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+def load(folder: Path = CATALOGUE) -> list[Mutant]:
+    entries = [entry for path in sorted(folder.glob("*.yaml"))
+               for entry in yaml.safe_load(path.read_text(encoding="utf-8")) or []]
     mutants = [Mutant(id=e["id"], guarantee=e["guarantee"], file=e["file"], find=e["find"], replace=e["replace"],
                       tests=tuple(e["tests"])) for e in entries]
     ids = [m.id for m in mutants]
@@ -66,13 +68,8 @@ def load(path: Path = CATALOGUE) -> list[Mutant]:
 @contextmanager
 def copy_of_the_code() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="goldenpath-mutants-") as tmp:
-        target = Path(tmp)
-        for name in COPIED:
-            source = ROOT / name
-            if source.is_dir():
-                shutil.copytree(source, target / name, ignore=IGNORED)
-            else:
-                shutil.copy2(source, target / name)
+        target = Path(tmp) / "code"
+        shutil.copytree(ROOT, target, ignore=IGNORED)
         yield target
 
 
