@@ -21,6 +21,7 @@ from backend.api.validation import VALIDATOR_MAP
 from backend.audit_keys import AuditKey, FileAuditKey
 from backend.audit_witness import FileWitness
 from backend.errors import GoldenPathError
+from backend.log_config import configure_logging
 from backend.plugin_api import Providers, VaultOptions
 from backend.providers.audit_transit import TransitAuditKey
 from backend.providers.backstage import BackstageCatalog, BackstageDirectory
@@ -176,8 +177,12 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
 
 
 def app_from_env() -> FlaskApp:
-    """Entry point for ASGI servers: `uvicorn --factory backend.app:app_from_env`."""
-    return create_app(load_settings())
+    """Entry point for ASGI servers: `uvicorn --factory backend.app:app_from_env` (the container's). Logs as
+    `goldenpath serve` does: structured JSON, every line through the redactor."""
+    settings = load_settings()
+    services = build_services(settings)
+    configure_logging(settings.log_level, services.redactor)
+    return create_app(settings, services=services)
 
 
 def build_catalog_refresher(settings: Settings, metrics: Metrics, redactor: Redactor) -> CatalogRefresher | None:

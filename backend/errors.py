@@ -33,13 +33,17 @@ class GoldenPathError(Exception):
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal"
     title: ClassVar[str] = "Internal error"
-    retryable: ClassVar[bool] = False
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = cap(detail)
         self.run_id: str | None = None
         self.errors: list[FieldError] = []
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request may succeed later: what the problem's `retryable` says, and nothing else."""
+        return False
 
     def redact(self, mask: Callable[[str], str]) -> None:
         """Mask secrets in everything the caller will see: the detail and each error's message."""
@@ -166,9 +170,12 @@ class UpstreamError(GoldenPathError):
 
     def to_problem(self) -> dict[str, Any]:
         body = super().to_problem()
-        body["retryable"] = self._retryable
         body["provider"] = self.provider
         return body
+
+    @property
+    def retryable(self) -> bool:
+        return self._retryable
 
     @property
     def is_retryable(self) -> bool:

@@ -87,6 +87,8 @@ def kubernetes_from_dict(raw: dict[str, Any]) -> KubernetesSettings:
         values["environments"] = {env: tuple(names) for env, names in values["environments"].items()}
     if "tiers" in values:
         values["tiers"] = {name: Tier(name=name, **dict(spec)) for name, spec in values["tiers"].items()}
-    if "ingress_namespaces" in values:
-        values["ingress_namespaces"] = tuple(values["ingress_namespaces"])
+    if "ingress_namespaces" in values:  # a list in YAML, "a,b" from an environment variable
+        found = values["ingress_namespaces"]
+        values["ingress_namespaces"] = tuple(
+            v.strip() for v in (found.split(",") if isinstance(found, str) else map(str, found)) if v.strip())
     return KubernetesSettings(**values)

@@ -303,17 +303,20 @@ class RunLogger:
         self._run_id = run_id
         self.lines: list[dict[str, Any]] = []
 
-    def info(self, message: str, **fields: Any) -> None:
+    def info(self, message: str, /, **fields: Any) -> None:
         self._emit("info", message, fields)
 
-    def warning(self, message: str, **fields: Any) -> None:
+    def warning(self, message: str, /, **fields: Any) -> None:
         self._emit("warning", message, fields)
 
     def _emit(self, level: str, message: str, fields: dict[str, Any]) -> None:
         safe_message = self._redactor.text(message)
         safe_fields = self._redactor.data(fields)
         self.lines.append({"at": utc_now(), "level": level, "message": safe_message, "fields": safe_fields})
-        _log.log(logging.getLevelName(level.upper()), safe_message, extra={"run_id": self._run_id, **safe_fields})
+        # the fields go under one key: spread into `extra`, a field named like a LogRecord attribute ("name",
+        # "message", "args") would make logging raise and fail the run
+        _log.log(logging.getLevelName(level.upper()), safe_message,
+                 extra={"run_id": self._run_id, "fields": safe_fields})
 
 
 @dataclass

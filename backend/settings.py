@@ -6,10 +6,11 @@ the common ones also have short names (PORT, VAULT_ADDR, GOLDENPATH_DATABASE_URL
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -200,11 +201,40 @@ def load_settings(path: str | None = None, env: Mapping[str, str] | None = None)
     if config_path:
         text = _substitute(Path(config_path).read_text(encoding="utf-8"), env)
         raw = yaml.safe_load(text) or {}
-    _apply_env_overrides(raw, env)
-    return settings_from_dict(raw)
+    sources = {(section, key): str(config_path) for section, values in raw.items() if isinstance(values, dict)
+               for key in values}
+    sources.update(_apply_env_overrides(raw, env))
+    return settings_from_dict(raw, sources=sources)
 
 
-def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
+class SettingsError(ValueError):
+    """A setting that cannot be right, named with where it came from (the file or the environment variable)."""
+
+
+def _check_known(raw: Mapping[str, Any], sources: Mapping[tuple[str, str], str]) -> None:
+    """A misspelt key would otherwise be ignored or fail late and vaguely: name it, its source and the nearest
+    known key, before anything starts."""
+    classes: dict[str, Any] = {"auth": AuthSettings, "vault": VaultSettings, "policy": PolicySettings,
+                               "kubernetes": KubernetesSettings, "repositories": RepositorySettings,
+                               "github": GitHubSettings, "catalog": CatalogSettings, "audit": AuditSettings}
+    sections = {name: {f.name for f in fields(cls)} for name, cls in classes.items()}
+    sections.update(server={"host", "port", "public_url", "max_body_bytes", "log_level"}, database={"url"})
+    sections["auth"].add("token")
+    for section, values in raw.items():
+        if section not in sections:
+            hint = difflib.get_close_matches(str(section), sections, n=1)
+            raise SettingsError(f"unknown settings section {section!r}" + (f" (did you mean {hint[0]!r}?)" if hint
+                                                                            else ""))
+        for key in values or {}:
+            if key not in sections[section]:
+                where = sources.get((section, key), "configuration")
+                hint = difflib.get_close_matches(str(key), sections[section], n=1)
+                raise SettingsError(f"unknown setting {section}.{key} (from {where})"
+                                    + (f"; did you mean {section}.{hint[0]}?" if hint else ""))
+
+
+def settings_from_dict(raw: Mapping[str, Any], *, sources: Mapping[tuple[str, str], str] | None = None) -> Settings:
+    _check_known(raw, sources or {})
     server = dict(raw.get("server") or {})
     auth = dict(raw.get("auth") or {})
     tokens = [_static_token(t) for t in auth.pop("static_tokens", [])]
@@ -268,14 +298,19 @@ def _substitute(text: str, env: Mapping[str, str]) -> str:
     return _ENV_REF.sub(replace, text)
 
 
-def _apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+def _apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, str], str]:
+    """Apply the environment's overrides; returns which variable set each (section, key)."""
+    sources: dict[tuple[str, str], str] = {}
     for name, (section, key) in _SHORT_OVERRIDES.items():
         if env.get(name):
             raw.setdefault(section, {})[key] = env[name]
+            sources[(section, key)] = name
     for name, value in env.items():
         if name.startswith("GOLDENPATH_") and "__" in name:
             section, _, key = name.removeprefix("GOLDENPATH_").lower().partition("__")
             raw.setdefault(section, {})[key] = value
+            sources[(section, key)] = name
+    return sources
 
 
 def _as_list(value: Any) -> list[str]:

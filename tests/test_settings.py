@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.settings import load_settings
+from backend.settings import SettingsError, load_settings
 
 
 def test_yaml_env_substitution_and_overrides(tmp_path: Path) -> None:
@@ -100,3 +100,20 @@ def test_trust_settings_from_env_overrides_and_the_short_token_is_admin() -> Non
     assert settings.auth.admin_groups == ("group:default/platform", "group:ops/sre")
     assert settings.policy.allow_workload_overrides is True
     assert settings.policy.reserved_namespaces == ("default", "kube-*")
+
+
+def test_a_misspelt_key_is_named_with_its_source_and_the_nearest_known_key(tmp_path: Path) -> None:
+    config = tmp_path / "goldenpath.yaml"
+    config.write_text("vault:\n  kv_mout: kv\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=rf"unknown setting vault.kv_mout \(from {config}\); did you mean "
+                                           r"vault.kv_mount\?"):
+        load_settings(str(config), {})
+    with pytest.raises(SettingsError, match=r"policy.enviroments \(from GOLDENPATH_POLICY__ENVIROMENTS\)"):
+        load_settings(None, {"GOLDENPATH_POLICY__ENVIROMENTS": "dev"})
+    with pytest.raises(SettingsError, match="unknown settings section 'valut'"):
+        load_settings(None, {"GOLDENPATH_VALUT__ADDR": "http://x"})
+
+
+def test_lists_from_the_environment_are_split_once() -> None:
+    settings = load_settings(None, {"GOLDENPATH_KUBERNETES__INGRESS_NAMESPACES": "ingress-nginx, traefik"})
+    assert settings.kubernetes.ingress_namespaces == ("ingress-nginx", "traefik")

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -169,7 +170,8 @@ class Runner:
             exc.redact(redactor.text)  # the caller sees the detail and the errors: mask secrets first
             error = exc
         except Exception as exc:
-            _log.error("action %s failed: %s", action.id, redactor.text(repr(exc)), extra={"run_id": new.id})
+            trace = "".join(traceback.format_exception(exc))  # with the traceback, masked like everything logged
+            _log.error("action %s failed: %s", action.id, redactor.text(trace), extra={"run_id": new.id})
             error = RunFailedError(f"{action.id} failed unexpectedly; see the server log for run {new.id}")
         record = self._record(action, new, ctx, output=output, error=error, redactor=redactor,
                               seconds=time.perf_counter() - started)

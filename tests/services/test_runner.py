@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from backend.app import Services, build_services
-from backend.errors import ConflictError, InputError, RunFailedError, UpstreamUnavailable
+from backend.errors import ConflictError, InputError, RunFailedError, UpstreamError, UpstreamUnavailable
 from backend.plugin_api import Requester
 from backend.services.registry import ActionRegistry
 from backend.services.runner import RunRequest
@@ -116,3 +116,47 @@ def test_an_action_returning_bad_output_fails_cleanly(
     with pytest.raises(RunFailedError, match="breaks its own schema") as failure:
         _run(services, vault_input())
     assert services.stores.runs.get(str(failure.value.run_id))["status"] == "failed"  # type: ignore[index]
+
+
+def test_log_fields_named_like_log_record_attributes_do_not_fail_the_run(
+    make_settings: Callable[..., Any], fake: FakeSecretsStore, database_url: str
+) -> None:
+    vault = ActionRegistry.discover().get(VAULT_ACTION)
+
+    def chatty(ctx: Any) -> dict[str, Any]:
+        ctx.log.info("about to converge", name=ctx.input["service"], message="x", args=[1], levelname="y")
+        return vault.run(ctx)
+
+    services = build_services(make_settings(database_url), secrets_store=fake,
+                              registry=ActionRegistry([dataclasses.replace(vault, run=chatty)]))
+    record = _run(services, vault_input())
+    assert record["status"] == "succeeded"
+    assert record["log"][0]["fields"] == {"name": record["input"]["service"], "message": "x", "args": [1],
+                                          "levelname": "y"}
+
+
+def test_an_unexpected_error_is_logged_with_its_traceback_masked(
+    make_settings: Callable[..., Any], fake: FakeSecretsStore, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "s3cr3t-" + "x" * 12
+
+    def crashing(ctx: Any) -> dict[str, Any]:
+        raise KeyError(f"lookup of {secret} failed")
+
+    vault = ActionRegistry.discover().get(VAULT_ACTION)
+    services = build_services(make_settings(database_url), secrets_store=fake,
+                              registry=ActionRegistry([dataclasses.replace(vault, run=crashing)]))
+    services.redactor.add([secret])
+    with pytest.raises(RunFailedError):
+        _run(services, vault_input())
+    [line] = [r.getMessage() for r in caplog.records if r.name == "goldenpath.runner"]
+    assert "Traceback (most recent call last)" in line and "in crashing" in line
+    assert secret not in line and "***" in line
+
+
+def test_the_retryable_attribute_says_what_the_problem_says() -> None:
+    unavailable = UpstreamUnavailable("Vault is unreachable", provider="vault")
+    assert unavailable.retryable is True and unavailable.to_problem()["retryable"] is True
+    refused = UpstreamError("Vault denied permission", provider="vault")
+    assert refused.retryable is False and refused.to_problem()["retryable"] is False
+    assert InputError("bad").retryable is False
