@@ -4,8 +4,8 @@ Each namespace gets ownership and cost-center labels, Pod Security Admission lab
 LimitRange from the size tier, default-deny NetworkPolicies (plus same-namespace and DNS), the workload
 ServiceAccount and RoleBindings for the owners and auditors. Every manifest of every cluster is validated
 against the Kubernetes schema before anything is written. Idempotent: a re-run writes nothing (no API
-write, no GitOps commit); a namespace another team owns is a conflict. Direct mode needs create/get/patch
-on those kinds; GitOps mode needs push access to the repository.
+write, no GitOps commit); a namespace another team or tool holds on any cluster is a conflict before anything
+is written. Direct mode needs create/get/patch on those kinds; GitOps mode needs push access to the repository.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def run(ctx: ActionContext) -> dict[str, Any]:
     plans = [plan for index, env in enumerate(ctx.input["environments"]) for plan in _plans(ctx, env, index)]
     for _, _, manifests in plans:  # fail closed: everything validates before anything is written
         validate_manifests(manifests, ctx.providers.kubernetes.version)
+    for _, cluster, manifests in plans:  # a namespace another team or tool holds on any cluster: before any write
+        ctx.providers.clusters[cluster].check_namespace(manifests[0]["metadata"]["name"], owner_ref=data["owner"])
     outputs = [_apply(ctx, env, cluster, manifests) for env, cluster, manifests in plans]
     return {"namespaces": outputs, "changed": any(o["changed"] for o in outputs)}
 

@@ -4,7 +4,8 @@ Creates, per environment: the KV v2 path `<mount>/<env>/<system>/<service>` with
 a workload policy that can only read it, an owners policy that can manage it, and a Kubernetes
 auth role binding the service's ServiceAccount in its namespace to the workload policy.
 Idempotent: every object is converged; a second run writes nothing. A path owned by another
-team is a conflict. Needs a Vault token that may manage those policies, paths and roles.
+team, or made outside Golden Path, in any environment is a conflict before anything is written.
+Needs a Vault token that may manage those policies, paths and roles.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def run(ctx: ActionContext) -> dict[str, Any]:
                             for env in data["environments"]}),
         claims=[claim for env in data["environments"]
                 for claim in ctx.environment_claims(env, namespace=data.get("namespace"))])
+    for env in data["environments"]:  # a path not ours in any environment is refused before anything is written
+        store.check_secret_path(vault.kv_mount, ctx.naming.secrets_path(service=service, system=system,
+                                                                         environment=env), owner=owner)
     ctx.record(store.ensure_kv_mount(vault.kv_mount, create=vault.create_kv_mount, dry_run=ctx.dry_run))
     if vault.kubernetes_auth_mount:
         ctx.record(store.ensure_auth_method(

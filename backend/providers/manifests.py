@@ -24,8 +24,9 @@ def validate(manifests: list[dict[str, Any]], version: str) -> None:
             where = ".".join(str(p) for p in exc.path) or "(root)"
             raise PolicyViolation(f"{object_name(manifest)} breaks the Kubernetes {version} schema at {where}: "
                                   f"{exc.message}", rule="kubernetes-schema") from None
-        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.VersionNotSupportedError) as exc:
-            raise PolicyViolation(f"cannot validate {object_name(manifest)}: {exc}", rule="kubernetes-schema") from None
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.utils.VersionNotSupportedError) as exc:
+            raise PolicyViolation(f"cannot validate {object_name(manifest)}: {getattr(exc, 'message', exc)}",
+                                  rule="kubernetes-schema") from None
 
 
 def check_namespace_owner(current: dict[str, Any] | None, *, owner_ref: str, cluster: str) -> None:
@@ -42,8 +43,8 @@ def check_namespace_owner(current: dict[str, Any] | None, *, owner_ref: str, clu
 
 def owned_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
     """A JSON merge patch (RFC 7386) that makes `current` match `desired` on the fields Golden Path owns:
-    its label and annotation keys (not provenance, not others' keys) and the whole body (spec, roleRef, ...).
-    Empty when nothing differs."""
+    its label and annotation keys (not provenance, not others' keys) and the whole of each body field it renders
+    (spec, roleRef, subjects), not the fields the server adds (a Namespace's spec). Empty when nothing differs."""
     patch: dict[str, Any] = {}
     meta_patch: dict[str, Any] = {}
     for section in ("labels", "annotations"):
@@ -55,7 +56,7 @@ def owned_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, A
             meta_patch[section] = changed
     if meta_patch:
         patch["metadata"] = meta_patch
-    for key in {*desired, *current} - set(ENVELOPE):
+    for key in set(desired) - set(ENVELOPE):  # not what the server adds (a Namespace's spec.finalizers)
         diff = merge_diff(current.get(key), desired.get(key))
         if diff is not _SAME:
             patch[key] = diff

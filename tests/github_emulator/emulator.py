@@ -14,6 +14,7 @@ GitHub's basic-error shape instead.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 import threading
@@ -149,6 +150,7 @@ class GitHubEmulator:
         self.primary_reset_at = 0.0
         self.faults: list[Fault] = []
         self.hooks: list[tuple[str, str, Callable[[], object]]] = []
+        self.ignored: list[Fault] = []
         self.accept = ""
         self._ids = iter(range(1000, 10**9))
         self._lock = threading.RLock()
@@ -216,6 +218,11 @@ class GitHubEmulator:
     def before_next(self, method: str, template: str, action: Callable[[], object]) -> None:
         """Run `action` just before the next such request is answered (e.g. another client's write)."""
         self.hooks.append((method, template, action))
+
+    def ignore(self, method: str, template: str, *, times: int = 1) -> None:
+        """Answer the next such write as GitHub answers one it accepted, yet leave everything as it was, as when an
+        organization policy, a ruleset or another client's write undoes it: only a read afterwards tells."""
+        self.ignored.append(Fault(method, template, 200, "", times))
 
     # --- inspection -----------------------------------------------------------------------------
 
@@ -300,6 +307,7 @@ class GitHubEmulator:
             if fault.times > 0 and fault.method == method and fault.template == template:
                 fault.times -= 1
                 return fault.status, payloads.error(fault.message, status=fault.status), headers, True
+        kept = self._kept_state(method, template, args)
         try:
             data = json.loads(body) if body else {}
             self.accept = request.headers.get("Accept", "")
@@ -307,10 +315,23 @@ class GitHubEmulator:
         except GitHubError as error:
             return (error.status, payloads.error(error.message, status=error.status, errors=error.errors), headers,
                     not error.undeclared)
+        finally:
+            for holder, state in kept:  # an ignored write: its answer was given, its effect is undone
+                vars(holder).clear()
+                vars(holder).update(state)
         status, payload = reply[0], reply[1]
         if len(reply) == 3:
             headers.update(reply[2])  # type: ignore[misc]
         return status, payload, headers, True
+
+    def _kept_state(self, method: str, template: str, args: dict[str, str]) -> list[tuple[Any, dict[str, Any]]]:
+        """A copy of the repository and the organization the request names, when this write is to be ignored."""
+        ignored = next((i for i in self.ignored if i.times > 0 and (i.method, i.template) == (method, template)), None)
+        if ignored is None:
+            return []
+        ignored.times -= 1
+        holders = [self.repos.get((args.get("owner", ""), args.get("repo", ""))), self.orgs.get(args.get("org", ""))]
+        return [(holder, copy.deepcopy(vars(holder))) for holder in holders if holder is not None]
 
     def _rate_headers(self) -> dict[str, str]:
         used = len(self.log) + 1
