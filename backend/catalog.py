@@ -16,8 +16,8 @@ from typing import Any
 
 API_VERSION = "backstage.io/v1alpha1"
 PREFIX = "goldenpath.dev"
-ENTITY_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-TAG = re.compile(r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$")
+ENTITY_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")  # fullmatch
+TAG = re.compile(r"[a-z0-9:+#]+(-[a-z0-9:+#]+)*")  # fullmatch
 MAX_NAME = 63
 SERVICE_KIND = "service"
 RESOURCE_TYPES = {"repository": "git-repository", "vault.secrets-path": "vault-secrets-path",

@@ -25,7 +25,7 @@ from backend.providers.secrets import InitialValues, KubernetesRoleSpec, SecretP
 
 PROVIDER = "vault"
 MANAGED_BY = ("managed-by", "goldenpath")
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_DURATION = re.compile(r"(\d+)([smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _transient = retry(
     retry=retry_if_exception_type(UpstreamUnavailable),
@@ -242,7 +242,7 @@ def _role_differences(spec: KubernetesRoleSpec, current: dict[str, Any]) -> list
 
 
 def duration_seconds(value: str) -> int:
-    match = _DURATION.match(value.strip())
+    match = _DURATION.fullmatch(value.strip())
     if not match:
         raise ValueError(f"not a duration: {value!r}")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]

@@ -14,7 +14,7 @@ from backend.errors import NotFoundError
 from backend.plugin_api import Action
 
 ENTRY_POINT_GROUP = "goldenpath.actions"
-ACTION_ID = re.compile(r"^goldenpath(:[a-z0-9]+(-[a-z0-9]+)*){2,4}$")
+ACTION_ID = re.compile(r"goldenpath(:[a-z0-9]+(-[a-z0-9]+)*){2,4}")  # fullmatch
 
 
 class RegistryError(Exception):
