@@ -21,4 +21,7 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
   CMD python -c "import os,urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/api/v1/healthz', timeout=2)"
 # Configuration comes from GOLDENPATH_CONFIG / env (VAULT_ADDR, GOLDENPATH_DATABASE_URL, GOLDENPATH_TOKEN, ...).
 # --http: uvicorn's h11 protocol with our reason phrases, so Backstage's task log shows Golden Path's message.
-CMD ["sh", "-c", "exec uvicorn --factory backend.app:app_from_env --http backend.api.reason_phrase:ReasonPhraseH11Protocol --host 0.0.0.0 --port ${PORT} --workers 2 --no-access-log"]
+# The schema is upgraded first, under a database lock (replicas starting together take turns); serving refuses a
+# schema that is behind. On Kubernetes the migration Job does it and the Deployment runs uvicorn alone
+# (deploy/kubernetes/), so the serving role needs no DDL rights.
+CMD ["sh", "-c", "goldenpath db upgrade && exec uvicorn --factory backend.app:app_from_env --http backend.api.reason_phrase:ReasonPhraseH11Protocol --host 0.0.0.0 --port ${PORT} --workers 2 --no-access-log"]

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	GOLDENPATH_CONFIG=$${GOLDENPATH_CONFIG:-goldenpath.local.yaml} $(BIN)/goldenpath serve
+	export GOLDENPATH_CONFIG=$${GOLDENPATH_CONFIG:-goldenpath.local.yaml}; $(BIN)/goldenpath db upgrade && exec $(BIN)/goldenpath serve
 
 backstage: install
 	$(BIN)/python backstage/run.py
@@ -37,6 +37,7 @@ test: lint unit mutants
 bench: install
 	$(BIN)/python benchmarks/vault_service_vs_hvac.py
 	PYTHONPATH=. $(BIN)/python benchmarks/github_push.py
+	PYTHONPATH=. $(BIN)/python benchmarks/replicas.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -42,6 +42,7 @@ from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
 from backend.services.runner import Runner, Stores
 from backend.services.schema_export import describe
+from backend.services.takeover import TakeoverSweeper
 from backend.settings import GitHubSettings, Settings, load_settings
 from backend.store.audit import AuditStore
 from backend.store.claims import ClaimStore
@@ -82,8 +83,10 @@ class Services:
 
 def build_services(
     settings: Settings, *, secrets_store: SecretsStore | None = None, registry: ActionRegistry | None = None,
-    clusters: dict[str, ClusterTarget] | None = None,
+    clusters: dict[str, ClusterTarget] | None = None, upgrade_schema: bool = False,
 ) -> Services:
+    """Every object the service uses. The database schema must be current (SchemaNotCurrent says how to upgrade)
+    unless `upgrade_schema`, for one-process set-ups (tests, benchmarks) that own their database."""
     redactor = Redactor([t.token for t in settings.auth.static_tokens])
     vault_token = settings.vault.resolved_token()
     redactor.add([t for t in (vault_token, settings.catalog.resolved_token()) if t])
@@ -95,7 +98,10 @@ def build_services(
             ui_url=settings.vault.ui_url,
         )
     database = Database(settings.database_url)
-    database.migrate()
+    if upgrade_schema:
+        database.migrate()
+    else:
+        database.require_current()
     stores = Stores(database=database, runs=RunStore(database), audit=build_audit_store(settings, database),
                     inventory=InventoryStore(database))
     registry = registry or ActionRegistry.discover()
@@ -178,11 +184,14 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
 
 def app_from_env() -> FlaskApp:
     """Entry point for ASGI servers: `uvicorn --factory backend.app:app_from_env` (the container's). Logs as
-    `goldenpath serve` does: structured JSON, every line through the redactor."""
+    `goldenpath serve` does: structured JSON, every line through the redactor. The schema must be current
+    (`goldenpath db upgrade` first); this replica takes over runs whose replica died."""
     settings = load_settings()
     services = build_services(settings)
     configure_logging(settings.log_level, services.redactor)
-    return create_app(settings, services=services)
+    app = create_app(settings, services=services)
+    TakeoverSweeper(services.runner, interval=settings.runs.takeover_interval_seconds).start()
+    return app
 
 
 def build_catalog_refresher(settings: Settings, metrics: Metrics, redactor: Redactor) -> CatalogRefresher | None:

@@ -1,10 +1,11 @@
-"""The `goldenpath` command: serve, actions list, run, audit verify|checkpoint|export."""
+"""The `goldenpath` command: serve, db upgrade|status, actions list, run, audit verify|checkpoint|export."""
 
 from __future__ import annotations
 
 import dataclasses
 import getpass
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,16 @@ from backend.errors import GoldenPathError
 from backend.log_config import configure_logging
 from backend.plugin_api import Requester
 from backend.services.audit import Verification, export_jsonl, verify
+from backend.services.registry import ActionRegistry
 from backend.services.runner import RunRequest
-from backend.settings import Settings, StaticToken, load_settings
+from backend.services.schema_export import describe
+from backend.services.takeover import TakeoverSweeper
+from backend.settings import Settings, SettingsError, StaticToken, load_settings
 from backend.store.audit import AuditHeadError
+from backend.store.database import Database, SchemaNotCurrent, head_revision
 
 STATE_DIR = Path("var")
+_log = logging.getLogger("goldenpath")
 
 
 @click.group()
@@ -32,7 +38,10 @@ STATE_DIR = Path("var")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Golden Path: self-service provisioning for Backstage."""
-    ctx.obj = load_settings(config_path)
+    try:
+        ctx.obj = load_settings(config_path)
+    except SettingsError as exc:  # names the key and its source, never a value
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()
@@ -50,13 +59,18 @@ def serve(settings: Settings, embedded_vault: bool) -> None:
         settings = dataclasses.replace(settings, vault=dataclasses.replace(
             settings.vault, addr=bao.addr, token=bao.token, enable_kubernetes_auth=True))
         click.echo(f"OpenBao dev server (in-memory) on {bao.addr}; log in {STATE_DIR / 'openbao.log'}")
+        bao.watch(lambda status: _log.error(
+            "the embedded OpenBao exited (status %s): every run that needs Vault fails, and /api/v1/readyz says "
+            "so, until Golden Path is restarted (its in-memory secrets are gone with it)", status))
     settings = _with_api_token(settings)
-    services = build_services(settings)
-    configure_logging(settings.log_level, services.redactor)
-    click.echo(f"Golden Path on {settings.base_url}  (Swagger UI: {settings.base_url}/api/v1/ui/)")
     try:
-        uvicorn.run(create_app(settings, services=services), host=settings.host, port=settings.port,
-                    log_level="warning", access_log=False, http=ReasonPhraseH11Protocol)
+        services = _local_services(settings)
+        app = create_app(settings, services=services)
+        sweeper = TakeoverSweeper(services.runner, interval=settings.runs.takeover_interval_seconds).start()
+        click.echo(f"Golden Path on {settings.base_url}  (Swagger UI: {settings.base_url}/api/v1/ui/)")
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                    http=ReasonPhraseH11Protocol)
+        sweeper.stop()
     finally:
         if bao:
             bao.stop()
@@ -71,8 +85,7 @@ def actions() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the full descriptions as JSON.")
 @click.pass_obj
 def list_actions(settings: Settings, as_json: bool) -> None:
-    services = _local_services(settings)
-    descriptions = services.action_descriptions()
+    descriptions = [describe(action) for action in ActionRegistry.discover().all()]  # needs no database
     if as_json:
         click.echo(json.dumps(descriptions, indent=2))
         return
@@ -157,8 +170,39 @@ def audit_export(settings: Settings, output: Any) -> None:
         output.write(line)
 
 
+@cli.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(settings: Settings) -> None:
+    """Upgrade the schema to this version's (under a database lock: replicas running it at once take turns).
+    Run it once before serving a new version: `make run`, the container's start and the Kubernetes Job do."""
+    before, after = Database(settings.database_url).migrate()
+    click.echo(f"database schema: {before or 'empty'} -> {after}" if before != after
+               else f"database schema: {after}, already current")
+
+
+@db.command("status")
+@click.pass_obj
+def db_status(settings: Settings) -> None:
+    """Exit 0 when the schema is this version's, 1 (saying how to upgrade) when it is not."""
+    try:
+        Database(settings.database_url).require_current()
+    except SchemaNotCurrent as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"database schema: {head_revision()}, current")
+
+
 def _local_services(settings: Settings) -> Services:
-    services = build_services(settings)
+    try:
+        services = build_services(settings)
+    except SchemaNotCurrent as exc:
+        click.echo(f"Golden Path cannot start: {exc}", err=True)
+        sys.exit(2)
     configure_logging(settings.log_level, services.redactor)
     return services
 

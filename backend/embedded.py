@@ -47,6 +47,7 @@ class EmbeddedOpenBao:
         self._home = tempfile.TemporaryDirectory(prefix="goldenpath-bao-")
         self._process: subprocess.Popen[bytes] | None = None
         self._copier: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def pid(self) -> int | None:
@@ -84,7 +85,20 @@ class EmbeddedOpenBao:
         self.stop()
         raise RuntimeError(f"OpenBao did not become healthy on {self.addr} within {timeout} s")
 
+    def watch(self, on_exit: Callable[[int], object]) -> None:
+        """Call `on_exit(status)` if the server ends on its own (not by stop())."""
+        process = self._process
+
+        def wait() -> None:
+            if process is not None and not self._stopping.is_set():
+                status = process.wait()
+                if not self._stopping.is_set():
+                    on_exit(status)
+
+        threading.Thread(target=wait, name="openbao-watch", daemon=True).start()
+
     def stop(self) -> None:
+        self._stopping.set()
         if self._process and self._process.poll() is None:
             self._process.terminate()
             try:

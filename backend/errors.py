@@ -132,6 +132,37 @@ class ConflictError(GoldenPathError):
         return {"owner": self.owner} if self.owner else {}
 
 
+class BusyError(ConflictError):
+    """Another run is working on the same thing right now: the same request will succeed once it is done."""
+
+    slug = "busy"
+    title = "Another run is in progress"
+
+    def __init__(self, detail: str, *, retry_after: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class InterruptedRunError(GoldenPathError):
+    """The replica running the run died and the run could not be finished without the caller: retry it (with
+    the same idempotency key, which the interrupted run released)."""
+
+    status = 503
+    slug = "interrupted"
+    title = "The run was interrupted"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
 class PolicyViolation(GoldenPathError):
     status = 422
     slug = "policy-violation"

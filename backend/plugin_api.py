@@ -188,6 +188,9 @@ class Action:
     # Golden Path can tell the owner holds, e.g. `adopt` on a repository it did not create. Refused by the runner
     # like a non-member, before anything is written.
     admin_fields: tuple[str, ...] = ()
+    # Whether run() reads ctx.secrets (what Backstage passes beside the input): never stored, so a run of it whose
+    # replica died cannot be finished by another replica, only by its caller's retry.
+    uses_caller_secrets: bool = False
 
     @property
     def plugin_id(self) -> str:

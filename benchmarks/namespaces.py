@@ -61,7 +61,7 @@ def _run_chunk(mode: str, numbers: range) -> dict[str, Any]:
                                    "audit": {"key_file": f"{work}/audit.key", "witness_file": f"{work}/witness.jsonl"},
                                    "kubernetes": {"clusters": {"c1": cluster},
                                                   "environments": {"dev": ["c1"], "prod": ["c1"]}}})
-    runner = build_services(settings).runner
+    runner = build_services(settings, upgrade_schema=True).runner
 
     def provision() -> tuple[float, int]:
         started, objects = time.perf_counter(), 0

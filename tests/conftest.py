@@ -137,7 +137,7 @@ def make_app(make_settings: SettingsFactory) -> Callable[..., tuple[FlaskApp, Se
         *, database_url: str | None = None, secrets_store: SecretsStore | None = None, **sections: Any
     ) -> tuple[FlaskApp, Services]:
         settings = make_settings(database_url, **sections)
-        services = build_services(settings, secrets_store=secrets_store)
+        services = build_services(settings, secrets_store=secrets_store, upgrade_schema=True)
         return create_app(settings, services=services, validate_responses=True), services
 
     return make

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from backend.app import app_from_env
+from backend.store.database import Database, SchemaNotCurrent
 from tests.conftest import API_TOKEN
 
 
@@ -24,6 +25,9 @@ def test_the_factory_configures_redacted_json_logs(
     root = logging.getLogger()
     handlers = list(root.handlers)
     try:
+        with pytest.raises(SchemaNotCurrent, match="goldenpath db upgrade"):  # serving never migrates
+            app_from_env()
+        Database(f"sqlite:///{tmp_path}/gp.db").migrate()
         app_from_env()
         logging.getLogger("goldenpath.test").warning("token %s in a message", API_TOKEN)
         [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines() if "in a message" in x]

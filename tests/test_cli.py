@@ -26,9 +26,15 @@ def test_run_dry_run_then_real_then_audit(tmp_path: Path, openbao: EmbeddedOpenB
            "GOLDENPATH_VAULT__ENABLE_KUBERNETES_AUTH": "true",
            "GOLDENPATH_AUDIT__KEY_FILE": str(tmp_path / "audit.key"),
            "GOLDENPATH_AUDIT__WITNESS_FILE": str(tmp_path / "witness.jsonl")}
-    assert VAULT_ACTION in _cli("actions", "list", env=env).stdout
+    assert VAULT_ACTION in _cli("actions", "list", env=env).stdout  # needs no database
     input_file = tmp_path / "input.yaml"
     input_file.write_text(json.dumps(vault_input()))
+    empty = _cli("run", VAULT_ACTION, "--input", str(input_file), env=env, check=False)  # never migrates
+    assert empty.returncode == 2 and "run `goldenpath db upgrade`" in empty.stderr
+    assert _cli("db", "status", env=env, check=False).returncode == 1
+    assert "-> " in _cli("db", "upgrade", env=env).stdout
+    assert "already current" in _cli("db", "upgrade", env=env).stdout
+    assert _cli("db", "status", env=env).returncode == 0
 
     planned = json.loads(_cli("run", VAULT_ACTION, "--input", str(input_file), "--dry-run", env=env).stdout)
     assert planned["dryRun"] is True and any(c["outcome"] == "created" for c in planned["changes"])
@@ -53,6 +59,7 @@ def test_bad_input_exits_1_with_a_problem(tmp_path: Path) -> None:
     env = {"GOLDENPATH_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
            "GOLDENPATH_AUDIT__KEY_FILE": str(tmp_path / "audit.key"),
            "GOLDENPATH_AUDIT__WITNESS_FILE": str(tmp_path / "witness.jsonl")}
+    _cli("db", "upgrade", env=env)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"service": "Not_OK"}))
     result = _cli("run", VAULT_ACTION, "--input", str(bad), env=env, check=False)

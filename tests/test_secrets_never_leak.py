@@ -50,7 +50,7 @@ def test_the_canary_never_leaks(
         "server": {"log_level": "DEBUG"}, **github,
         "audit": {"key_file": str(tmp_path / "audit.key"), "witness_file": str(tmp_path / "witness.jsonl")},
     })
-    services = build_services(settings)
+    services = build_services(settings, upgrade_schema=True)
     configure_logging("DEBUG", services.redactor)
     client = create_app(settings, services=services, validate_responses=True).test_client(
         headers={"Authorization": f"Bearer {API_TOKEN}"})

@@ -36,6 +36,7 @@ from backend.errors import ConflictError, PolicyViolation, UpstreamError, Upstre
 from backend.ownership import canonical_ref, same_owner
 from backend.providers.changes import Change, Outcome
 from backend.providers.github_api import PROVIDER, GitHubApi
+from backend.providers.journal import intend
 from backend.providers.repositories import (
     RepositoryHost,
     RepositoryResult,
@@ -129,6 +130,8 @@ class GitHubHost(RepositoryHost):
             return self._planned(spec, api)
         if repo is None and before_create is not None:
             before_create()
+        if repo is None:
+            intend(Change("repository.repo", run.locator, Outcome.CREATED, details={"files": len(files)}))
         created = run.create_repository() if repo is None else None
         if created is not None:
             repo, publish = created, True
@@ -144,6 +147,7 @@ class GitHubHost(RepositoryHost):
                              details={"files": len(files)} if publish else {}))
         commit = ""
         if publish and not dry_run:
+            intend(Change("repository.content", run.locator, Outcome.CREATED, details={"files": len(files)}))
             commit = run.publish(files)
         # publishing the first commit can move the default branch: read the repository afresh then
         settings = run.converge(None if commit else repo, content_exists=not dry_run or not publish)
@@ -293,8 +297,10 @@ class _Run(_Ownership):
                 self.on_change(Change(f"repository.{setting.name}", self.locator, Outcome.UNCHANGED))
             else:
                 outcome = Outcome.CREATED if current in (None, {}, [], "none") else Outcome.UPDATED
-                self.on_change(Change(f"repository.{setting.name}", self.locator, outcome))
+                change = Change(f"repository.{setting.name}", self.locator, outcome)
+                self.on_change(change)
                 if not self.dry_run:
+                    intend(change)
                     setting.write()
                     current = setting.read()
                     if not setting.satisfied(current, setting.wanted):

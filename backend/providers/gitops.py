@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
+import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +25,11 @@ from backend.errors import UpstreamError, UpstreamUnavailable, cap
 from backend.guardrails import object_name
 from backend.providers.changes import Change, Outcome
 from backend.providers.clusters import ClusterTarget, TenantResult
+from backend.providers.journal import intend
 from backend.providers.manifests import check_namespace_owner, to_yaml, unified_diff, with_provenance_of
 
 PROVIDER = "gitops"
+PUSH_ATTEMPTS = 12
 AUTHOR = {"GIT_AUTHOR_NAME": "Golden Path", "GIT_AUTHOR_EMAIL": "goldenpath@localhost",
           "GIT_COMMITTER_NAME": "Golden Path", "GIT_COMMITTER_EMAIL": "goldenpath@localhost"}
 
@@ -56,6 +61,8 @@ class GitOpsCluster(ClusterTarget):
                            if before != after)
             commit = None
             if diff and not dry_run:
+                for change in changes:
+                    intend(change)
                 for _, path, (_, after) in planned:
                     (self.workdir / path).parent.mkdir(parents=True, exist_ok=True)
                     (self.workdir / path).write_text(after, encoding="utf-8")
@@ -107,8 +114,14 @@ class GitOpsCluster(ClusterTarget):
             self._git("init", "--bare", "--quiet", f"--initial-branch={self.branch}", str(Path(self.remote).resolve()),
                       in_workdir=False)
         if not (self.workdir / ".git").exists():
-            self._git("clone", "--quiet", self._remote_url, str(self.workdir), in_workdir=False)
+            # cloned aside and renamed into place: a clone killed mid-way (its replica's kill -9) leaves no
+            # half-configured working clone behind, only a staging folder the next clone removes
+            staging = self.workdir.with_name(f"{self.workdir.name}.cloning")
+            shutil.rmtree(staging, ignore_errors=True)
+            self._git("clone", "--quiet", self._remote_url, str(staging), in_workdir=False)
+            staging.rename(self.workdir)
             self._git("checkout", "--quiet", "-B", self.branch)
+        drop_stale_locks(self.workdir / ".git")
         self._git("fetch", "--quiet", "origin")
         has_remote_branch = self._git("ls-remote", "--heads", "origin", self.branch).strip()
         if has_remote_branch:
@@ -118,8 +131,26 @@ class GitOpsCluster(ClusterTarget):
     def _commit_and_push(self, folder: Path, message: str) -> str:
         self._git("add", "--all", str(folder))
         self._git("commit", "--quiet", "-m", message)
-        self._git("push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}")
+        for attempt in range(PUSH_ATTEMPTS):
+            try:
+                self._git("push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}")
+                break
+            except UpstreamUnavailable:
+                # another replica (its own clone) pushed meanwhile: its commit touches another namespace's folder
+                # (names are claimed), so ours replays on top of it; anything else is the remote's failure
+                if attempt == PUSH_ATTEMPTS - 1 or not self._rebased_on_remote():
+                    raise
+                time.sleep(random.uniform(0, min(1.0, 0.02 * 2 ** attempt)))  # noqa: S311 - jitter, not a secret
         return self._git("rev-parse", "HEAD").strip()
+
+    def _rebased_on_remote(self) -> bool:
+        self._git("fetch", "--quiet", "origin")
+        try:
+            self._git("rebase", "--quiet", f"origin/{self.branch}")
+        except UpstreamError:
+            self._git("rebase", "--abort")
+            return False
+        return True
 
     def _git(self, *args: str, in_workdir: bool = True) -> str:
         where = self.workdir if in_workdir else self.workdir.parent
@@ -136,6 +167,14 @@ class GitOpsCluster(ClusterTarget):
                                           provider=PROVIDER) from exc
             raise UpstreamError(f"git {args[0]} failed for cluster {self.name}: {reason}", provider=PROVIDER) from exc
         return result.stdout
+
+
+def drop_stale_locks(git_dir: Path) -> None:
+    """Remove the lock files a git command leaves when its process is killed mid-way (a replica's kill -9):
+    the caller holds the clone's lock (`_exclusive`), so no git command of ours is running in it, and the reset
+    that follows repairs whatever the killed command left half done."""
+    for lock in (git_dir / "index.lock", git_dir / "HEAD.lock", *(git_dir / "refs").rglob("*.lock")):
+        lock.unlink(missing_ok=True)
 
 
 def file_name(manifest: dict[str, Any]) -> str:

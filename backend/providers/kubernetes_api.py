@@ -21,6 +21,7 @@ from backend.guardrails import object_name
 from backend.kube_settings import ClusterSettings
 from backend.providers.changes import Change, Outcome
 from backend.providers.clusters import ClusterTarget, TenantResult
+from backend.providers.journal import intend
 from backend.providers.manifests import check_namespace_owner, owned_patch, to_yaml, unified_diff
 
 PROVIDER = "kubernetes"
@@ -88,15 +89,19 @@ class KubernetesCluster(ClusterTarget):
         label = object_name(manifest)
         locator = f"{self.name}:{label}"
         if current is None:
+            created = Change(f"kubernetes.{manifest['kind']}", locator, Outcome.CREATED)
             if not dry_run:
+                intend(created)
                 self._call(manifest, "create", body=manifest)
-            return Change(f"kubernetes.{manifest['kind']}", locator, Outcome.CREATED), \
-                unified_diff(label, "", to_yaml(manifest)), 0 if dry_run else 1
+            return created, unified_diff(label, "", to_yaml(manifest)), 0 if dry_run else 1
         patch = owned_patch(current, manifest)
         if not patch:
             return Change(f"kubernetes.{manifest['kind']}", locator, Outcome.UNCHANGED), "", 0
         writes = 0
+        fields = tuple(sorted(_paths(patch)))
+        updated = Change(f"kubernetes.{manifest['kind']}", locator, Outcome.UPDATED, fields=fields)
         if not dry_run:
+            intend(updated)
             if "roleRef" in patch:  # immutable on real clusters: replace the binding
                 self._call(manifest, "delete")
                 self._call(manifest, "create", body=manifest)
@@ -104,9 +109,7 @@ class KubernetesCluster(ClusterTarget):
             else:
                 self._call(manifest, "patch", body=patch)
                 writes = 1
-        fields = tuple(sorted(_paths(patch)))
-        return Change(f"kubernetes.{manifest['kind']}", locator, Outcome.UPDATED, fields=fields), \
-            unified_diff(label, to_yaml(_visible(current, manifest)), to_yaml(manifest)), writes
+        return updated, unified_diff(label, to_yaml(_visible(current, manifest)), to_yaml(manifest)), writes
 
     def _read(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         try:

@@ -21,6 +21,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from backend.errors import ConflictError, UpstreamError, UpstreamUnavailable, cap
 from backend.ownership import same_owner
 from backend.providers.changes import Change, Outcome
+from backend.providers.journal import intend
 from backend.providers.secrets import InitialValues, KubernetesRoleSpec, SecretPathSpec, SecretsStore
 
 PROVIDER = "vault"
@@ -53,10 +54,12 @@ class HvacSecretsStore(SecretsStore):
             raise UpstreamError(
                 f"KV mount {mount!r} does not exist and vault.create_kv_mount is off", provider=PROVIDER
             )
+        change = Change("vault.kv-mount", mount, Outcome.CREATED)
         if not dry_run:
+            intend(change)
             with _vault_call(f"enable KV v2 mount {mount!r}"):
                 self._client.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
-        return Change("vault.kv-mount", mount, Outcome.CREATED)
+        return change
 
     @_transient
     def ensure_secret_path(self, spec: SecretPathSpec, *, dry_run: bool) -> Change:
@@ -86,9 +89,11 @@ class HvacSecretsStore(SecretsStore):
         changed.extend(f"key:{key}" for key in missing)
         if not changed:
             return Change("vault.secret-path", locator, Outcome.UNCHANGED)
+        change = Change("vault.secret-path", locator, outcome, fields=tuple(changed))
         if not dry_run:
+            intend(change)
             self._write_path(spec, wanted_meta if "metadata" in changed else None, missing, current_version)
-        return Change("vault.secret-path", locator, outcome, fields=tuple(changed))
+        return change
 
     @_transient
     def ensure_policy(self, name: str, hcl: str, *, dry_run: bool) -> Change:
@@ -99,11 +104,13 @@ class HvacSecretsStore(SecretsStore):
                 current = None
         if current is not None and current.strip() == hcl.strip():
             return Change("vault.policy", name, Outcome.UNCHANGED)
+        change = Change("vault.policy", name, Outcome.CREATED if current is None else Outcome.UPDATED,
+                        fields=("rules",))
         if not dry_run:
+            intend(change)
             with _vault_call(f"write policy {name!r}"):
                 self._client.sys.create_or_update_policy(name, hcl)
-        outcome = Outcome.CREATED if current is None else Outcome.UPDATED
-        return Change("vault.policy", name, outcome, fields=("rules",))
+        return change
 
     @_transient
     def ensure_auth_method(self, mount: str, method: str, *, create: bool, dry_run: bool) -> Change:
@@ -118,10 +125,12 @@ class HvacSecretsStore(SecretsStore):
             raise UpstreamError(
                 f"{method} auth mount {mount!r} does not exist and enabling it is off", provider=PROVIDER
             )
+        change = Change("vault.auth-method", mount, Outcome.CREATED)
         if not dry_run:
+            intend(change)
             with _vault_call(f"enable {method} auth at {mount!r}"):
                 self._client.sys.enable_auth_method(method, path=mount)
-        return Change("vault.auth-method", mount, Outcome.CREATED)
+        return change
 
     @_transient
     def ensure_kubernetes_role(self, spec: KubernetesRoleSpec, *, dry_run: bool) -> Change:
@@ -136,7 +145,10 @@ class HvacSecretsStore(SecretsStore):
         differing = _role_differences(spec, current) if current is not None else ["role"]
         if not differing:
             return Change("vault.kubernetes-role", locator, Outcome.UNCHANGED)
+        change = Change("vault.kubernetes-role", locator, Outcome.CREATED if current is None else Outcome.UPDATED,
+                        fields=tuple(differing))
         if not dry_run:
+            intend(change)
             with _vault_call(f"write kubernetes role {spec.name!r}"):
                 self._client.auth.kubernetes.create_role(
                     spec.name,
@@ -146,8 +158,7 @@ class HvacSecretsStore(SecretsStore):
                     ttl=spec.token_ttl,
                     mount_point=spec.mount,
                 )
-        outcome = Outcome.CREATED if current is None else Outcome.UPDATED
-        return Change("vault.kubernetes-role", locator, outcome, fields=tuple(differing))
+        return change
 
     def ui_url(self, mount: str, path: str) -> str:
         return f"{self._ui_base}/ui/vault/secrets/{quote(mount, safe='')}/kv/{quote(path, safe='')}"

@@ -146,6 +146,11 @@ class AuditStore:
             return [{name: _stored(name, value) for name, value in row._mapping.items()}
                     for row in session.execute(query)]
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether an event names this run: it was finished (or refused) once."""
+        with self._db.transaction() as session:
+            return session.scalar(select(AuditEvent.seq).where(AuditEvent.run_id == run_id).limit(1)) is not None
+
     def iterate(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
         after = 0
         while page := self.list(after=after, limit=batch):

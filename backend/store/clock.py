@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime
 
+FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
 
 def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime(FORMAT)

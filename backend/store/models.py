@@ -17,6 +17,7 @@ class Run(Base):
     __table_args__ = (
         UniqueConstraint("action_id", "idempotency_key", name="uq_runs_action_idempotency_key"),
         Index("ix_runs_created_at", "created_at"),
+        Index("ix_runs_status_lease_until", "status", "lease_until"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -34,6 +35,15 @@ class Run(Base):
     context: Mapped[dict[str, Any]]
     created_at: Mapped[str] = mapped_column(String(32))
     finished_at: Mapped[str | None] = mapped_column(String(32))
+    # A running run's replica renews its lease; once it lapses, any replica may take the run over as a new attempt.
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    lease_holder: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[str | None] = mapped_column(String(32))
+    # who asked, as authorized at acceptance, and a MAC (audit key) over it, the input digest and the action: a
+    # row the database's administrators wrote themselves is never taken over
+    requester: Mapped[dict[str, Any] | None]
+    seal: Mapped[str | None] = mapped_column(String(200))
+    seal_key_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class RunLog(Base):
@@ -47,11 +57,32 @@ class RunLog(Base):
     fields: Mapped[dict[str, Any]]
 
 
+class RunIntent(Base):
+    """Written ahead: a change a run is about to make to an external object, committed before the backend call.
+    A run that crashes after the call leaves the intent, which the attempt that takes it over resolves."""
+
+    __tablename__ = "run_intents"
+    __table_args__ = (Index("ix_run_intents_kind_locator", "kind", "locator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(100))
+    locator: Mapped[str] = mapped_column(String(500))
+    outcome: Mapped[str] = mapped_column(String(20))
+    at: Mapped[str] = mapped_column(String(32))
+    # a MAC (audit key) over run, attempt, change and time: an intent a database administrator wrote, copied or
+    # changed is never turned into audit evidence
+    seal: Mapped[str | None] = mapped_column(String(200))
+    seal_key_id: Mapped[str | None] = mapped_column(String(200))
+
+
 class AuditEvent(Base):
     """Append-only; each row's hash is a MAC (under key_id, kept outside the database) of its content and the
     previous row's hash. Rows with key_id NULL predate keyed chaining and carry a plain SHA-256."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_run_id", "run_id"),)  # a take-over asks whether a run has one
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(String(36), unique=True)

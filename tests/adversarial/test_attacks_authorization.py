@@ -223,7 +223,8 @@ def _writer(action_id: str, schema: type[Schema], **options: Any) -> tuple[Actio
 def plugin_bench(make_settings: Callable[..., Any], keys: BackstageKeys) -> Callable[..., Any]:
     def make(*actions: Action) -> Any:
         settings = make_settings(auth=auth_settings(keys))
-        services = build_services(settings, registry=ActionRegistry([*builtin_actions(), *actions]))
+        services = build_services(settings, registry=ActionRegistry([*builtin_actions(), *actions]),
+                                  upgrade_schema=True)
         return create_app(settings, services=services).test_client(), services
 
     return make

@@ -22,7 +22,7 @@ def _app():  # type: ignore[no-untyped-def]
     work = tempfile.mkdtemp(prefix="gp-fuzz-")
     cfg = settings_from_dict({"database": {"url": f"sqlite:///{work}/fuzz.db"}, "auth": {"token": API_TOKEN},
                               "audit": {"key_file": f"{work}/audit.key", "witness_file": f"{work}/witness.jsonl"}})
-    return create_app(cfg, services=build_services(cfg, secrets_store=FakeSecretsStore()))
+    return create_app(cfg, services=build_services(cfg, secrets_store=FakeSecretsStore(), upgrade_schema=True))
 
 
 APP = _app()

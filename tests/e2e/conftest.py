@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Generator, Iterator
@@ -222,6 +223,8 @@ def stack(backstage_install: Path, github_spec: SpecCheck,
             tmp, port=gp_port, backstage_url=bs_url, bao=bao, github=github, kube=kube,
             token=tokens["goldenpath"], backstage_token=tokens["goldenpath-backstage"])), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GOLDENPATH_", "VAULT_"))}
+        subprocess.run([str(GOLDENPATH_BIN), "--config", str(config), "db", "upgrade"], env=env, cwd=tmp,
+                       check=True, capture_output=True, timeout=120)
         goldenpath = spawn("goldenpath", [str(GOLDENPATH_BIN), "--config", str(config), "serve",
                                           "--no-embedded-vault"],
                            env=env, cwd=tmp, log_path=tmp / "goldenpath.log", base_url=gp_url)

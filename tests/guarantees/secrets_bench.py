@@ -33,7 +33,7 @@ def app_client(openbao: EmbeddedOpenBao, folder: Path, **sections: Any) -> TestC
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     settings = settings_from_dict(raw)
-    app = create_app(settings, services=build_services(settings), validate_responses=True)
+    app = create_app(settings, services=build_services(settings, upgrade_schema=True), validate_responses=True)
     return app.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
 
 

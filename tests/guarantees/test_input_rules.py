@@ -15,7 +15,7 @@ import yaml
 from marshmallow import ValidationError
 from starlette.testclient import TestClient
 
-from backend.app import SPEC_DIR, create_app
+from backend.app import SPEC_DIR, build_services, create_app
 from backend.catalog import entity_name
 from backend.errors import FieldError, InputError
 from backend.naming import Naming
@@ -109,7 +109,8 @@ def rest(tmp_path: Path) -> TestClient:
     folder = tmp_path
     settings = settings_from_dict({"database": {"url": f"sqlite:///{folder}/db"}, "auth": {"token": TOKEN},
                                    "audit": {"key_file": str(folder / "k"), "witness_file": str(folder / "w")}})
-    client: TestClient = create_app(settings).test_client(headers={"Authorization": f"Bearer {TOKEN}"})
+    app = create_app(settings, services=build_services(settings, upgrade_schema=True))
+    client: TestClient = app.test_client(headers={"Authorization": f"Bearer {TOKEN}"})
     return client
 
 

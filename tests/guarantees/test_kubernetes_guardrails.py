@@ -164,7 +164,7 @@ def make_client(kube: KubeEmulator, gitops_dir: Path) -> Callable[..., TestClien
                              "local": {"mode": "gitops", "remote": str(gitops_dir / "local.git"),
                                        "workdir": str(gitops_dir / "work")}},
                 "environments": {"dev": ["dev-eu", "local"], "prod": ["local"]}, **kubernetes}})
-        app = create_app(settings, services=build_services(settings), validate_responses=True)
+        app = create_app(settings, services=build_services(settings, upgrade_schema=True), validate_responses=True)
         client: TestClient = app.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
         return client
 

@@ -68,4 +68,5 @@ def make_bench(database_url: str, tmp_path: Path, *actions: Action, **sections: 
         raw.setdefault(section, {}).update(values)
     vault = FakeSecretsStore()
     registry = ActionRegistry([*ActionRegistry.discover().all(), *actions])
-    return Bench(build_services(settings_from_dict(raw), secrets_store=vault, registry=registry), vault)
+    return Bench(build_services(settings_from_dict(raw), secrets_store=vault, registry=registry,
+                                upgrade_schema=True), vault)

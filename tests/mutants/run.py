@@ -46,7 +46,8 @@ PRELOAD = ("pytest", "_pytest.python", "hypothesis", "hypothesis.strategies", "s
            "kmock", "aiohttp", "anyio", "pytest_asyncio", "pytest_timeout", "connexion", "flask",
            "starlette.testclient", "uvicorn", "sqlalchemy", "alembic.command", "psycopg", "hvac", "kubernetes.client",
            "kubernetes_validate", "github", "jwt", "cryptography", "requests", "yaml", "marshmallow", "apispec",
-           "detect_secrets", "openapi_core", "jsonschema", "structlog", "prometheus_client", "dulwich.web", "jinja2")
+           "detect_secrets", "openapi_core", "jsonschema", "structlog", "prometheus_client", "dulwich.web", "jinja2",
+           "pydantic", "pydantic_core")
 OURS = ("backend", "scaffolder_actions", "tests", "backstage")
 
 

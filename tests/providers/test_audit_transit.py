@@ -92,8 +92,8 @@ def test_a_missing_transit_key_is_an_upstream_error(openbao: EmbeddedOpenBao,
 def test_settings_choose_transit(make_settings: SettingsFactory, transit: tuple[hvac.Client, str, str],
                                  tmp_path: Path) -> None:
     _, mount, name = transit
-    services = build_services(make_settings(audit={"transit_mount": mount, "transit_key": name}))
+    services = build_services(make_settings(audit={"transit_mount": mount, "transit_key": name}), upgrade_schema=True)
     assert services.stores.audit.key.key_id == f"transit:{mount}/{name}:v1"
     assert not (tmp_path / "audit.key").exists()  # no local key is made when transit holds it
     with pytest.raises(ValueError, match="need each other"):
-        build_services(make_settings(audit={"transit_mount": mount}))
+        build_services(make_settings(audit={"transit_mount": mount}), upgrade_schema=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,22 @@ def test_another_owner_is_refused(cluster: GitOpsCluster) -> None:
     with pytest.raises(ConflictError, match="owned by group:default/team-a"):
         converge(cluster, render(_spec("pay-dev", owner_ref="group:default/team-b")), owner="group:default/team-b")
     assert _commits(cluster) == 1
+
+
+def test_replicas_pushing_at_once_each_land_their_commit(cluster: GitOpsCluster, tmp_path: Path) -> None:
+    """Replicas keep their own clones; when another replica pushed first, a push is replayed on top of it (the
+    folders differ: namespace names are claimed) instead of failing the run."""
+    replicas = [cluster, GitOpsCluster("eu-1", remote=cluster.remote, workdir=str(tmp_path / "work-b")),
+                GitOpsCluster("eu-1", remote=cluster.remote, workdir=str(tmp_path / "work-c"))]
+    converge(cluster, render(_spec("seed-dev")))  # the remote's first commit
+
+    def make(index: int) -> None:
+        for n in range(4):
+            converge(replicas[index], render(_spec(f"r{index}-{n}-dev")))
+
+    with ThreadPoolExecutor(len(replicas)) as pool:
+        list(pool.map(make, range(len(replicas))))  # re-raises any failed push
+    checked = _clone(cluster, tmp_path)
+    folders = sorted(p.name for p in (checked / "clusters" / "eu-1" / "namespaces").iterdir())
+    assert folders == sorted(["seed-dev", *(f"r{i}-{n}-dev" for i in range(3) for n in range(4))])
+    assert _commits(cluster) == 1 + 3 * 4

@@ -112,7 +112,8 @@ def test_an_action_returning_bad_output_fails_cleanly(
     make_settings: Callable[..., Any], fake: FakeSecretsStore, database_url: str
 ) -> None:
     broken = dataclasses.replace(ActionRegistry.discover().get(VAULT_ACTION), run=lambda ctx: {"unexpected": True})
-    services = build_services(make_settings(database_url), secrets_store=fake, registry=ActionRegistry([broken]))
+    services = build_services(make_settings(database_url), secrets_store=fake, registry=ActionRegistry([broken]),
+                              upgrade_schema=True)
     with pytest.raises(RunFailedError, match="breaks its own schema") as failure:
         _run(services, vault_input())
     assert services.stores.runs.get(str(failure.value.run_id))["status"] == "failed"  # type: ignore[index]
@@ -128,7 +129,7 @@ def test_log_fields_named_like_log_record_attributes_do_not_fail_the_run(
         return vault.run(ctx)
 
     services = build_services(make_settings(database_url), secrets_store=fake,
-                              registry=ActionRegistry([dataclasses.replace(vault, run=chatty)]))
+                              registry=ActionRegistry([dataclasses.replace(vault, run=chatty)]), upgrade_schema=True)
     record = _run(services, vault_input())
     assert record["status"] == "succeeded"
     assert record["log"][0]["fields"] == {"name": record["input"]["service"], "message": "x", "args": [1],
@@ -145,7 +146,7 @@ def test_an_unexpected_error_is_logged_with_its_traceback_masked(
 
     vault = ActionRegistry.discover().get(VAULT_ACTION)
     services = build_services(make_settings(database_url), secrets_store=fake,
-                              registry=ActionRegistry([dataclasses.replace(vault, run=crashing)]))
+                              registry=ActionRegistry([dataclasses.replace(vault, run=crashing)]), upgrade_schema=True)
     services.redactor.add([secret])
     with pytest.raises(RunFailedError):
         _run(services, vault_input())
