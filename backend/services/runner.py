@@ -12,8 +12,6 @@ intents by what it reads back, so the audit names every object created, by the r
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 import traceback
@@ -23,13 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from marshmallow import Schema, ValidationError
-
 from backend.crashpoints import crashpoint
 from backend.errors import (
     BusyError,
     ConflictError,
-    FieldError,
     GoldenPathError,
     InputError,
     InterruptedRunError,
@@ -38,14 +33,22 @@ from backend.errors import (
     UpstreamError,
 )
 from backend.naming import Naming
-from backend.ownership import canonical_ref
 from backend.plugin_api import Action, ActionContext, Policy, Providers, Requester, RunLogger
 from backend.providers.changes import Change
 from backend.providers.journal import journaling
-from backend.redaction import MASK, Redactor
+from backend.redaction import Redactor
 from backend.services.leases import LeaseKeeper
 from backend.services.metrics import Metrics
 from backend.services.registry import ActionRegistry
+from backend.services.run_evidence import canonical_bytes, requester_record, resolve_intents
+from backend.services.run_input import (
+    canonical_owner,
+    check_output,
+    input_digest,
+    load_input,
+    mask_secrets,
+    secret_inputs,
+)
 from backend.settings import RunSettings, Settings
 from backend.store.audit import AuditStore, NewAuditEvent
 from backend.store.clock import utc_now
@@ -429,60 +432,6 @@ class Runner:
         return record
 
 
-def resolve_intents(intents: list[dict[str, Any]], now: list[Change], *, attempt: int) -> list[dict[str, Any]]:
-    """What earlier attempts were about to write, resolved by this attempt's reading of the same objects: found
-    in place (this attempt changed nothing there), the earlier attempt made it; changed again now, this attempt's
-    own change says so (but a creation begun then and finished now is both: created then, updated now); not read
-    at all, unknown."""
-    seen = {(c.kind, c.locator): c for c in now}
-    resolved: list[dict[str, Any]] = []
-    for intent in intents:
-        if intent["attempt"] >= attempt:
-            continue
-        found = seen.get((intent["kind"], intent["locator"]))
-        if found is not None and found.is_write and not (intent["outcome"] == "created"
-                                                          and found.outcome.value == "updated"):
-            continue
-        entry = {"kind": intent["kind"], "locator": intent["locator"],
-                 "details": {"attempt": intent["attempt"], "at": intent["at"]}}
-        if found is not None:
-            resolved.append({**entry, "outcome": intent["outcome"],
-                             "details": {**entry["details"], "evidence": f"read back by attempt {attempt}"}})
-        else:
-            resolved.append({**entry, "outcome": "unknown",
-                             "details": {**entry["details"], "intended": intent["outcome"]}})
-    return _first_of_each(resolved)
-
-
-def _first_of_each(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for change in changes:
-        out.setdefault((change["kind"], change["locator"]), change)
-    return list(out.values())
-
-
-def requester_record(requester: Requester, *, needs_caller: bool) -> dict[str, Any]:
-    """The requester as authorized at acceptance, for a take-over; `needsCaller`: the run had secret input that
-    is never stored, so only its caller can run it again."""
-    return {"user": requester.user, "caller": requester.caller, "claimedUser": requester.claimed_user,
-            "groups": sorted(requester.groups), "admin": requester.admin, "needsCaller": needs_caller}
-
-
-def canonical_bytes(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def canonical_owner(action: Action, data: dict[str, Any]) -> dict[str, Any]:
-    """Owners are compared as full entity refs: `team-a` and `group:default/team-a` are one owner."""
-    owner = data.get(action.owner_field) if action.owner_field else None
-    if isinstance(owner, str):
-        try:
-            return {**data, str(action.owner_field): canonical_ref(owner)}
-        except ValueError:
-            raise InputError.for_field(str(action.owner_field), "must be an entity ref") from None
-    return data
-
-
 def authorization_problem(action: Action, data: Mapping[str, Any], requester: Requester) -> NotAllowedError | None:
     """Only members of the owner group (or admins) may run a writing action for it, dry-runs included (they
     read the owner's state). The read-only plan reports the same rule among its problems instead."""
@@ -514,61 +463,3 @@ def policy_from(settings: Settings) -> Policy:
         reserved_namespaces=rules.reserved_namespaces, allow_workload_overrides=rules.allow_workload_overrides,
         owner_namespaces=rules.owner_namespaces,
     )
-
-
-def load_input(schema: type[Schema], raw: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise InputError.for_field("input", "must be a JSON object")
-    try:
-        loaded: dict[str, Any] = schema().load(raw)
-    except ValidationError as exc:
-        errors = list(field_errors(exc.messages))
-        summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-        raise InputError(f"invalid input: {summary}", errors) from None
-    return loaded
-
-
-def field_errors(messages: Any, prefix: str = "") -> list[FieldError]:
-    if isinstance(messages, dict):
-        out: list[FieldError] = []
-        for key, value in messages.items():
-            name = "input" if key == "_schema" and not prefix else f"{prefix}{key}"
-            out.extend(field_errors(value, f"{name}."))
-        return out
-    path = prefix.rstrip(".") or "input"
-    items = messages if isinstance(messages, list) else [messages]
-    return [FieldError(path, _plain(str(m))) for m in items]
-
-
-_PLAIN_MESSAGES = {"Unknown field.": "is not a known field", "Missing data for required field.": "is required",
-                   "Field may not be null.": "may not be null"}
-
-
-def _plain(message: str) -> str:
-    return _PLAIN_MESSAGES.get(message, message)
-
-
-def secret_fields(schema: type[Schema]) -> list[str]:
-    return [name for name, f in schema().fields.items() if f.metadata.get("secret")]
-
-
-def secret_inputs(schema: type[Schema], data: Mapping[str, Any]) -> list[str]:
-    return [str(data[name]) for name in secret_fields(schema) if data.get(name)]
-
-
-def mask_secrets(schema: type[Schema], data: Mapping[str, Any]) -> dict[str, Any]:
-    hidden = set(secret_fields(schema))
-    return {key: (MASK if key in hidden else value) for key, value in data.items()}
-
-
-def input_digest(schema: type[Schema], data: Mapping[str, Any], *, dry_run: bool) -> str:
-    hidden = set(secret_fields(schema))
-    visible = {k: v for k, v in data.items() if k not in hidden}
-    canonical = json.dumps({"input": visible, "dryRun": dry_run}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def check_output(action: Action, output: Any) -> None:
-    problems = action.output_schema().validate(output) if isinstance(output, dict) else {"_schema": ["not a dict"]}
-    if problems:
-        raise RunFailedError(f"{action.id} returned output that breaks its own schema: {sorted(problems)}")
