@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from backend.crashpoints import crashpoint
 from backend.errors import UpstreamError, UpstreamUnavailable, cap
 from backend.guardrails import object_name
 from backend.providers.changes import Change, Outcome
@@ -119,6 +120,7 @@ class GitOpsCluster(ClusterTarget):
             staging = self.workdir.with_name(f"{self.workdir.name}.cloning")
             shutil.rmtree(staging, ignore_errors=True)
             self._git("clone", "--quiet", self._remote_url, str(staging), in_workdir=False)
+            crashpoint("gitops.before-clone-rename")
             staging.rename(self.workdir)
             self._git("checkout", "--quiet", "-B", self.branch)
         drop_stale_locks(self.workdir / ".git")

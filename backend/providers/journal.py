@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from backend.crashpoints import crashpoint
 from backend.providers.changes import Change
 
 _journal: ContextVar[Callable[[Change], None] | None] = ContextVar("goldenpath_journal", default=None)
@@ -23,6 +24,7 @@ def intend(change: Change) -> None:
     journal = _journal.get()
     if journal is not None and change.is_write:
         journal(change)
+        crashpoint(f"after-intent:{change.kind}")
 
 
 @contextmanager

@@ -18,6 +18,7 @@ import hvac.exceptions
 import requests
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from backend.crashpoints import crashpoint
 from backend.errors import ConflictError, UpstreamError, UpstreamUnavailable, cap
 from backend.ownership import same_owner
 from backend.providers.changes import Change, Outcome
@@ -206,6 +207,7 @@ class HvacSecretsStore(SecretsStore):
                     spec.path, max_versions=spec.max_versions, custom_metadata=metadata,
                     mount_point=spec.mount,
                 )
+            crashpoint("vault.after-metadata")
         if not missing:
             return
         values = {key: _initial_value(spec.initial_values) for key in missing}

@@ -15,6 +15,7 @@ import itertools
 import os
 import random
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -35,12 +36,10 @@ from backend.errors import BusyError, GoldenPathError
 from backend.guardrails import TenantSpec, render
 from backend.providers.clusters import TenantResult
 from backend.providers.gitops import GitOpsCluster
-from backend.providers.vault import HvacSecretsStore
 from backend.services.audit import verify
 from backend.services.runner import RunRequest
 from backend.settings import load_settings
 from backend.store.locks import Locks
-from backend.store.runs import Lease, RunStore
 from tests.conftest import VAULT_ACTION, SettingsFactory, unique, vault_input
 from tests.databases import PostgresServer
 from tests.survival.actions import ALICE, registry
@@ -438,28 +437,21 @@ def test_a_gitops_clone_left_locked_by_a_killed_replica_is_used_again(tmp_path: 
     assert converge(cluster, tenant("pay-prod", "prod")).commit
 
 
-def test_a_clone_killed_half_way_leaves_no_broken_working_clone(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_clone_killed_half_way_leaves_no_broken_working_clone(tmp_path: Path) -> None:
     """Found by the chaos test: a replica killed during its first `git clone` left a working clone with the
     remote's URL but no fetch refspec, and every namespace run on it answered 502 (`origin/main`: unknown
-    revision) for good."""
+    revision) for good. Now the clone is made aside and renamed into place: a replica killed (SIGKILL) before the
+    rename leaves only the staging folder, and the restarted replica clones again."""
     remote, workdir = tmp_path / "remote.git", tmp_path / "work"
     assert converge(GitOpsCluster("local", remote=str(remote), workdir=str(tmp_path / "other")),
                     tenant("pay-dev")).commit  # the remote has a branch
-    dying = GitOpsCluster("local", remote=str(remote), workdir=str(workdir))
-    real_git = dying._git
-
-    def killed_during_clone(*args: str, in_workdir: bool = True) -> str:
-        if args[0] == "clone":  # what a SIGKILLed clone leaves: the repository, its URL, not yet its refspec
-            target = args[-1]
-            subprocess.run(["git", "init", "--quiet", target], check=True)
-            subprocess.run(["git", "-C", target, "config", "remote.origin.url", str(remote)], check=True)
-            raise SystemExit("killed")
-        return real_git(*args, in_workdir=in_workdir)
-
-    monkeypatch.setattr(dying, "_git", killed_during_clone)
-    with pytest.raises(SystemExit):
-        converge(dying, tenant("pay-prod", "prod"))
+    child = subprocess.run([sys.executable, "-c", (
+        "from backend.providers.gitops import GitOpsCluster\n"
+        f"GitOpsCluster('local', remote={str(remote)!r}, workdir={str(workdir)!r})._sync()\n")],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "GOLDENPATH_CRASHPOINTS": "gitops.before-clone-rename"})
+    assert child.returncode == -9, child.stderr[-1000:]
+    assert not workdir.exists() and (tmp_path / "work.cloning" / ".git").exists()
     restarted = GitOpsCluster("local", remote=str(remote), workdir=str(workdir))  # the replica, started again
     assert converge(restarted, tenant("pay-prod", "prod")).commit
 
@@ -495,70 +487,5 @@ def test_a_retry_waiting_on_a_run_that_fails_gets_a_truthful_answer(postgres: Po
         assert retried.value.retryable and retried.value.status in {409, 503}, retried.value.to_problem()
         done = services_.runner.run(request)  # the service is free: the key runs, once
         assert done["status"] == "succeeded" and done["idempotencyKey"] == "waits"
-    finally:
-        postgres.drop_database(url)
-
-
-def test_a_path_a_dead_attempt_began_and_the_next_finished_is_audited_as_created(
-        postgres: PostgresServer, make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The window the chaos test can hit between a secrets path's two writes: attempt 1 wrote the path's metadata
-    and died before its keys; attempt 2 found the path half made and wrote the keys (`updated`). The audit must
-    still say the run created the path."""
-    url = postgres.create_database()
-    try:
-        services_ = build_services(make_settings(url, runs={"lease_seconds": 0.5}), registry=registry(),
-                                   upgrade_schema=True)
-        data = vault(environments=["dev"])
-        real_write = HvacSecretsStore._write_path
-
-        def dies_after_metadata(self: HvacSecretsStore, spec: Any, metadata: Any, missing: Any, version: int) -> None:
-            real_write(self, spec, metadata, [], version)  # the metadata only
-            raise SystemExit("killed between the path's metadata and its keys")
-
-        monkeypatch.setattr(HvacSecretsStore, "_write_path", dies_after_metadata)
-        with pytest.raises(SystemExit):
-            services_.runner.run(RunRequest(action_id=VAULT_ACTION, input=data, requester=ALICE))
-        monkeypatch.undo()
-        time.sleep(0.8)  # its lease lapses
-        assert services_.runner.take_over_lapsed() == 1
-        (run,) = services_.stores.runs.list(limit=5)
-        assert (run["status"], run["attempt"]) == ("succeeded", 2)
-        path = f"secret/dev/{SYSTEM}/{data['service']}"
-        (event,) = [e for e in services_.stores.audit.iterate() if e["run_id"] == run["id"]]
-        outcomes = [c["outcome"] for c in event["changes"] if c["locator"] == path]
-        assert "created" in outcomes, event["changes"]
-    finally:
-        postgres.drop_database(url)
-
-
-def test_an_object_another_run_created_after_a_dead_attempts_intent_is_not_claimed_twice(
-        postgres: PostgresServer, make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Found by the chaos test: attempt 1 wrote ahead that it would create a policy and died before the write; the
-    client's retry (no key: a new run) created the policy; then the sweep finished run 1, found the policy in
-    place and recorded that attempt 1 had created it. The audit said the policy was created twice."""
-    url = postgres.create_database()
-    try:
-        services_ = build_services(make_settings(url, runs={"lease_seconds": 0.5}), registry=registry(),
-                                   upgrade_schema=True)
-        data = vault(environments=["dev"])
-        real_intend = RunStore.intend
-
-        def dies_before_the_policy(self: RunStore, lease: Lease, *, kind: str, locator: str, outcome: str) -> None:
-            real_intend(self, lease, kind=kind, locator=locator, outcome=outcome)
-            if kind == "vault.policy":
-                raise SystemExit("killed after writing ahead, before the write")
-
-        monkeypatch.setattr(RunStore, "intend", dies_before_the_policy)
-        with pytest.raises(SystemExit):
-            services_.runner.run(RunRequest(action_id=VAULT_ACTION, input=data, requester=ALICE))
-        monkeypatch.undo()
-        retry = services_.runner.run(RunRequest(action_id=VAULT_ACTION, input=data, requester=ALICE))
-        time.sleep(0.8)  # the first run's lease lapses
-        assert services_.runner.take_over_lapsed() == 1
-        assert {r["status"] for r in services_.stores.runs.list(limit=5)} == {"succeeded"}
-        made = creations(services_)
-        policy = f"goldenpath.dev.{SYSTEM}.{data['service']}.workload"
-        assert made[("vault.policy", policy)] == [(retry["id"], None)], made[("vault.policy", policy)]
-        assert all(len(by) == 1 for by in made.values()), made
     finally:
         postgres.drop_database(url)

@@ -232,3 +232,38 @@ def test_the_same_service_waits_for_the_run_holding_it(services: Services, datab
         assert done["status"] == "succeeded"
     finally:
         holder.kill()
+
+
+def test_a_path_a_dead_attempt_began_and_the_next_finished_is_audited_as_created(config: Path,
+                                                                                 services: Services) -> None:
+    """Found by the chaos test: attempt 1 wrote a secrets path's metadata and died (SIGKILL) before its keys;
+    attempt 2 found the path half made and wrote the keys (`updated`). The audit still says the run created it."""
+    data = vault_input()
+    crash(config, VAULT_ACTION, data, point="vault.after-metadata")
+    lapse()
+    assert services.runner.take_over_lapsed() == 1
+    run = only_run(services)
+    assert (run["status"], run["attempt"]) == ("succeeded", 2)
+    path = f"secret/dev/{data['system']}/{data['service']}"
+    outcomes = [c["outcome"] for c in audit_changes(services, run["id"]) if c["locator"] == path]
+    assert "created" in outcomes
+
+
+def test_an_object_another_run_made_after_a_dead_attempts_intent_is_audited_once(config: Path,
+                                                                                 services: Services) -> None:
+    """Found by the chaos test: attempt 1 wrote ahead that it would create a policy and died (SIGKILL) before the
+    write; the client's retry (no key: a new run) created it; the sweep then finished run 1 and found it in place.
+    Only the run that made an object is named as its creator: every object has one `created` in the audit."""
+    data = vault_input()
+    crash(config, VAULT_ACTION, data, point="after-intent:vault.policy")
+    retry = services.runner.run(RunRequest(action_id=VAULT_ACTION, input=data, requester=ALICE))
+    lapse()
+    assert services.runner.take_over_lapsed() == 1
+    creators: dict[tuple[str, str], list[str]] = {}
+    for event in services.stores.audit.list(limit=1000):
+        for change in event["changes"]:
+            if change["outcome"] == "created":
+                creators.setdefault((change["kind"], change["locator"]), []).append(event["run_id"])
+    policies = {key: runs for key, runs in creators.items() if key[0] == "vault.policy"}
+    assert policies and all(runs == [retry["id"]] for runs in policies.values()), policies
+    assert all(len(runs) == 1 for runs in creators.values()), creators
