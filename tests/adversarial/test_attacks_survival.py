@@ -211,6 +211,7 @@ EDITS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_dba_edit_to_any_field_of_a_crashed_run_stops_its_take_over(fleet: Fleet, vault: hvac.Client) -> None:
     """Every field a take-over runs with, or names in the audit, is sealed: an edited run is closed, never run,
     and the audit never names an identity the DBA wrote as the actor."""
@@ -237,6 +238,7 @@ def test_a_dba_edit_to_any_field_of_a_crashed_run_stops_its_take_over(fleet: Fle
     assert verify(b.stores.audit).ok
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_sealed_run_copied_under_a_new_id_or_with_a_swapped_seal_is_not_run(fleet: Fleet,
                                                                              vault: hvac.Client) -> None:
     a, b = fleet.replica(), fleet.replica()
@@ -256,6 +258,7 @@ def test_a_sealed_run_copied_under_a_new_id_or_with_a_swapped_seal_is_not_run(fl
     assert [e["result"] for e in events(b, copy)] == ["failed"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_refused_or_finished_run_flipped_back_to_running_is_never_run_again(fleet: Fleet,
                                                                              vault: hvac.Client) -> None:
     """The seal proves Golden Path accepted the request, not that it may still run it: a refused request (sealed
@@ -282,6 +285,7 @@ def test_a_refused_or_finished_run_flipped_back_to_running_is_never_run_again(fl
     assert verify(b.stores.audit).ok
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_intents_the_dba_wrote_or_copied_never_enter_the_audit(fleet: Fleet, vault: hvac.Client) -> None:
     """A take-over turns earlier attempts' intents into the audit (`created ... read back`): only intents this
     Golden Path wrote, for this run and attempt, may become evidence."""
@@ -311,6 +315,7 @@ def test_intents_the_dba_wrote_or_copied_never_enter_the_audit(fleet: Fleet, vau
     assert verify(b.stores.audit).ok
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_intents_the_dba_deleted_or_hid_make_the_audit_say_less_never_more(fleet: Fleet, vault: hvac.Client) -> None:
     """Deleting a run's intents, or setting its attempt back so the take-over thinks it is the first, cannot be told
     from a run that wrote nothing (a limit of per-row evidence): the audit then omits attempt 1's `created`, but
@@ -499,6 +504,7 @@ def dies_after_intents(services: Services, count: int) -> Iterator[None]:
         del runs.intend
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_attempts_killed_between_intents_are_all_resolved_by_the_attempt_that_finishes(fleet: Fleet,
                                                                                        vault: hvac.Client) -> None:
     a, b, c = fleet.replica(), fleet.replica(), fleet.replica()
@@ -534,6 +540,7 @@ def test_attempts_killed_between_intents_are_all_resolved_by_the_attempt_that_fi
     assert {i["attempt"] for i in c.stores.runs.intents(run_id)} == {1, 2, 3}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_run_that_kills_every_replica_taking_it_over_is_closed_not_passed_on_for_ever(fleet: Fleet,
                                                                                        vault: hvac.Client) -> None:
     """A poison run (one that kills its replica: an input that exhausts memory, a crashing dependency) must not
@@ -589,6 +596,7 @@ def test_the_replica_taking_over_is_killed_too_and_the_third_attempt_names_what_
         assert change["details"]["attempt"] == 1 and change["details"]["evidence"] == "read back by attempt 3"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_repository_run_killed_before_its_rename_is_finished_with_one_repository(fleet: Fleet) -> None:
     services = fleet.replica()
     config, key = fleet.config_file(), unique("key")
@@ -609,6 +617,7 @@ def test_a_repository_run_killed_before_its_rename_is_finished_with_one_reposito
 
 # -- other Backstage users ---------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_nobody_else_takes_over_a_crashed_keyed_run_and_not_with_another_input(fleet: Fleet,
                                                                                vault: hvac.Client) -> None:
     a, b = fleet.replica(), fleet.replica()
@@ -633,6 +642,7 @@ def test_nobody_else_takes_over_a_crashed_keyed_run_and_not_with_another_input(f
     assert (done["id"], done["attempt"], done["status"]) == (run_id, 2, "succeeded")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_member_removed_after_acceptance_takes_nothing_over_and_the_sweep_adds_no_rights(
         fleet: Fleet, vault: hvac.Client) -> None:
     """A take-over by the sweep acts with the requester as authorized at acceptance (sealed: never wider, see the
@@ -652,6 +662,7 @@ def test_a_member_removed_after_acceptance_takes_nothing_over_and_the_sweep_adds
     assert (event["actor_user"], event["actor_caller"]) == (ALICE.user, ALICE.caller)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_dry_run_taken_over_writes_nothing(fleet: Fleet, vault: hvac.Client) -> None:
     a, b = fleet.replica(), fleet.replica()
     service = unique()
@@ -681,6 +692,7 @@ def _everything_stored(services: Services) -> str:
                            for t in tables})
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_secrets_are_never_stored_and_a_run_that_needs_them_is_left_to_its_caller(
         fleet: Fleet, vault: hvac.Client, caplog: pytest.LogCaptureFixture) -> None:
     a, b = fleet.replica(), fleet.replica()
@@ -733,6 +745,7 @@ def test_replicas_upgrading_a_fresh_database_at_once_take_turns(fleet: Fleet) ->
     assert _cli(fleet.config_file(), "db", "status").exit_code == 0
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_serving_refuses_an_older_or_an_unknown_newer_schema(fleet: Fleet) -> None:
     config = fleet.config_file()
     database = Database(fleet.url)

@@ -121,6 +121,7 @@ def test_any_replica_finishes_a_run_without_a_key(config: Path, services: Servic
     assert any("took it over" in line["message"] for line in done["log"])
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_run_crashed_before_any_write_is_finished_with_its_own_changes(config: Path, services: Services) -> None:
     crash(config, VAULT_ACTION, vault_input(), key="early", point="run.start")
     stuck = only_run(services)
@@ -132,6 +133,7 @@ def test_a_run_crashed_before_any_write_is_finished_with_its_own_changes(config:
     assert {c["outcome"] for c in changes} == {"created"}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_run_the_database_administrator_edited_is_not_run_again(config: Path, services: Services,
                                                                    database_url: str,
                                                                    openbao: EmbeddedOpenBao) -> None:
@@ -150,6 +152,7 @@ def test_a_run_the_database_administrator_edited_is_not_run_again(config: Path, 
     assert not [p for p in client.sys.list_policies()["data"]["policies"] if "stolen-service" in p]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_run_the_database_administrator_wrote_is_never_run(services: Services) -> None:
     new = NewRun(id="00000000-0000-0000-0000-000000000001", action_id=VAULT_ACTION, dry_run=False,
                  input=vault_input(service="planted"), input_digest="0" * 64, idempotency_key=None,
@@ -162,6 +165,7 @@ def test_a_run_the_database_administrator_wrote_is_never_run(services: Services)
     assert services.stores.inventory.list(service="planted") == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_run_with_secret_input_is_closed_for_its_callers_retry(config: Path, services: Services,
                                                                  openbao: EmbeddedOpenBao) -> None:
     data = {"service": unique(), "owner": "group:default/team-payments", "apiToken": "s3cr3t-t0ken-value"}
@@ -234,6 +238,7 @@ def test_the_same_service_waits_for_the_run_holding_it(services: Services, datab
         holder.kill()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logic, not the database: SQLite is enough
 def test_a_path_a_dead_attempt_began_and_the_next_finished_is_audited_as_created(config: Path,
                                                                                  services: Services) -> None:
     """Found by the chaos test: attempt 1 wrote a secrets path's metadata and died (SIGKILL) before its keys;
