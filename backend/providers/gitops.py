@@ -109,7 +109,7 @@ class GitOpsCluster(ClusterTarget):
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _sync(self) -> None:
+    def _sync(self, *, fresh: bool = False) -> None:
         if _is_local(self.remote) and not Path(self.remote).exists():
             Path(self.remote).mkdir(parents=True)
             self._git("init", "--bare", "--quiet", f"--initial-branch={self.branch}", str(Path(self.remote).resolve()),
@@ -127,7 +127,16 @@ class GitOpsCluster(ClusterTarget):
         self._git("fetch", "--quiet", "origin")
         has_remote_branch = self._git("ls-remote", "--heads", "origin", self.branch).strip()
         if has_remote_branch:
-            self._git("reset", "--quiet", "--hard", f"origin/{self.branch}")
+            try:
+                self._git("reset", "--quiet", "--hard", f"origin/{self.branch}")
+            except UpstreamError:
+                if fresh:
+                    raise
+                # the working clone is only a cache of the remote: one a killed replica left unusable (no
+                # remote-tracking branch) is dropped and cloned again
+                shutil.rmtree(self.workdir)
+                self._sync(fresh=True)
+                return
         self._git("clean", "--quiet", "-fdx")
 
     def _commit_and_push(self, folder: Path, message: str) -> str:
