@@ -229,7 +229,8 @@ def github_connection(github: GitHubSettings) -> GitHubConnection:
         app_installation_id=github.app_installation_id,
         timeout_seconds=github.timeout_seconds, seconds_between_requests=github.seconds_between_requests,
         seconds_between_writes=github.seconds_between_writes,
-        rate_limit_budget_seconds=github.rate_limit_budget_seconds)
+        rate_limit_budget_seconds=github.rate_limit_budget_seconds,
+        creation_window_seconds=github.creation_window_seconds, conditional_requests=github.conditional_requests)
 
 
 def build_clusters(settings: Settings) -> dict[str, ClusterTarget]:

@@ -189,7 +189,11 @@ class GitHubSettings:
     # GitHub asks integrators to pace requests, writes especially; PyGithub applies these gaps
     seconds_between_requests: Seconds = 0.25
     seconds_between_writes: Seconds = 1.0
-    rate_limit_budget_seconds: Seconds = 60.0  # longest total wait for rate limits before a run answers 503
+    # longest total wait for rate limits in one run before it answers 503; a secondary limit naming no wait asks for
+    # a minute, then two (GitHub's guidance), and Backstage's HTTP client waits at most 300 s for an answer
+    rate_limit_budget_seconds: Seconds = 180.0
+    creation_window_seconds: Seconds = 30.0  # GitHub answers 404/409 about a repository it is still creating
+    conditional_requests: bool = True  # reads send If-None-Match: GitHub does not count a 304 against the limit
 
     def resolved_token(self) -> str | None:
         return secret_from(self.token, self.token_file)

@@ -57,6 +57,9 @@ class ProtectionInput(Schema):
         "title": "Linear history", "description": "No merge commits."})
     requiredConversationResolution = fields.Boolean(load_default=True, metadata={
         "title": "Resolve conversations", "description": "All review threads resolved before merge."})
+    mode = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["ruleset", "classic"]),
+                         metadata={"title": "Mode", "description": "GitHub: ruleset (a repository ruleset, the "
+                                   "default where the host offers rulesets) or classic branch protection."})
 
 
 class CollaboratorInput(Schema):
@@ -145,7 +148,8 @@ def run(ctx: ActionContext) -> dict[str, Any]:
             dismiss_stale_reviews=protection["dismissStaleReviews"],
             required_status_checks=tuple(protection["requiredStatusChecks"]),
             enforce_admins=protection["enforceAdmins"], required_linear_history=protection["requiredLinearHistory"],
-            required_conversation_resolution=protection["requiredConversationResolution"]),
+            required_conversation_resolution=protection["requiredConversationResolution"],
+            mode=protection["mode"]),
     )
     # the skeleton records the owner (catalog-info.yaml, the ownership marker) as the full ref the spec holds
     values = {**data["values"], "name": data["name"], "description": data["description"], "owner": spec.owner_ref,

@@ -4,11 +4,15 @@ A new repository gets the rendered skeleton as one commit through the Git Data A
 contents inline, one root commit, one ref update), so the push costs the same calls for 10 files or
 1,000. Git Data answers 409 on an empty repository, so an empty one is first given a commit through
 the Contents API; the branch is then forced to the root commit, which leaves that seed commit out of
-history.
+history. GitHub creates repositories asynchronously: for a moment after creation its calls can answer
+404 or 409, so the publishing calls retry within `creation_window_seconds`, then fail retryable.
 
 Settings (description, visibility, default branch, topics, team access, collaborators, branch
-protection) are each read, compared and written only when they differ, then read back: what GitHub
-reports is what the action returns, and anything GitHub did not apply fails the run (fail closed).
+protection as a repository ruleset or classic protection) are each read, compared and written only when
+they differ, then read back: what GitHub reports is what the action returns, and anything GitHub did not
+apply fails the run (fail closed). GitHub reports effective access (the highest of a direct grant, a
+parent team's, the organization's base role): a higher role than asked for is accepted only where an
+inherited grant explains it (teams) or the grant is known to be direct (collaborators).
 CODEOWNERS must exist and be valid by GitHub's own check.
 
 Ownership lives in the repository: `.goldenpath.yaml` names the skeleton, the owner (a full entity ref)
@@ -16,11 +20,14 @@ and its team; a marker from before full refs names only the team, that is `group
 existing repository without it is a conflict unless `adopt`; one with another owner's always is. An empty
 repository holds nothing to lose: that is how a run that stopped after creating it finishes on retry, when an
 earlier run of the same owner began creating it (otherwise an empty repository is someone else's, made by hand).
+A repository renamed within the organization (GitHub redirects its old name) is followed only when it is ours;
+one transferred to another organization is a conflict.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,8 +41,9 @@ from github import Auth, Github, GithubException, GithubIntegration
 
 from backend.errors import ConflictError, PolicyViolation, UpstreamError, UpstreamUnavailable
 from backend.ownership import canonical_ref, same_owner
+from backend.providers import github_protection
 from backend.providers.changes import Change, Outcome
-from backend.providers.github_api import PROVIDER, GitHubApi
+from backend.providers.github_api import PROVIDER, ConditionalCache, GitHubApi, RateGate, field_of
 from backend.providers.journal import intend
 from backend.providers.repositories import (
     RepositoryHost,
@@ -47,8 +55,11 @@ from backend.providers.repositories import (
 
 MARKER = ".goldenpath.yaml"
 SEED_MESSAGE = "Golden Path: initialise the repository"
-SEED_ATTEMPTS = 6
 ROLE_OF_PERMISSION = {"pull": "read", "triage": "triage", "push": "write", "maintain": "maintain", "admin": "admin"}
+PERMISSION_RANK = {"none": 0, "pull": 1, "triage": 2, "push": 3, "maintain": 4, "admin": 5}
+ROLE_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
+REPOSITORY_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+CREATING_STATUSES = (404, 409)  # what GitHub answers about a repository it is still creating
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,9 @@ class GitHubConnection:
     timeout_seconds: float = 15.0
     seconds_between_requests: float = 0.25
     seconds_between_writes: float = 1.0
-    rate_limit_budget_seconds: float = 60.0
+    rate_limit_budget_seconds: float = 180.0
+    creation_window_seconds: float = 30.0
+    conditional_requests: bool = True
 
     def __repr__(self) -> str:  # the dataclass repr would print the token and the key
         return f"GitHubConnection(api_url={self.api_url!r}, app_id={self.app_id!r})"
@@ -79,21 +92,35 @@ class _Setting:
     satisfied: Callable[[Any, Any], bool] = lambda current, wanted: bool(current == wanted)
 
 
+@dataclass(frozen=True)
+class _Pace:
+    """How long GitHub may take to create a repository, and the clock and sleep to wait it out with."""
+
+    window_seconds: float
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+
+
 class GitHubHost(RepositoryHost):
     kind = "github"
 
-    def __init__(self, connection: GitHubConnection, *, org: str) -> None:
+    def __init__(self, connection: GitHubConnection, *, org: str, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if not connection.token and not (connection.app_id and connection.app_private_key):
             raise ValueError("github needs a token (github.token, github.token_file or GITHUB_TOKEN) "
                              "or a GitHub App (github.app_id with github.app_private_key_file)")
         self.connection = connection
         self.org = org
         self.web_url = (connection.web_url or _web_url_of(connection.api_url)).rstrip("/")
+        self.cache = ConditionalCache() if connection.conditional_requests else None
+        self.gate = RateGate(clock)
+        self._pace = _Pace(connection.creation_window_seconds, clock, sleep)
         self._github: Github | None = None
         self._lock = threading.Lock()
 
     def api(self) -> GitHubApi:
-        return GitHubApi(self._client().requester, budget_seconds=self.connection.rate_limit_budget_seconds)
+        return GitHubApi(self._client().requester, budget_seconds=self.connection.rate_limit_budget_seconds,
+                         cache=self.cache, gate=self.gate, clock=self._pace.clock, sleep=self._pace.sleep)
 
     def _client(self) -> Github:
         """Built on first use: finding a GitHub App's installation is a call GitHub must answer."""
@@ -122,7 +149,7 @@ class GitHubHost(RepositoryHost):
     ) -> RepositoryResult:
         owner_team_of(spec.owner_ref)  # a person has no team: refused before anything is read or written
         api = self.api()
-        run = _Run(api, spec, on_change, dry_run=dry_run)
+        run = _Run(api, spec, on_change, dry_run=dry_run, pace=self._pace)
         run.require_team()
         repo = run.read_repository()
         if repo is None and dry_run:
@@ -148,14 +175,15 @@ class GitHubHost(RepositoryHost):
         commit = ""
         if publish and not dry_run:
             intend(Change("repository.content", run.locator, Outcome.CREATED, details={"files": len(files)}))
-            commit = run.publish(files)
+            commit = run.publish(files, new=created is not None)
         # publishing the first commit can move the default branch: read the repository afresh then
         settings = run.converge(None if commit else repo, content_exists=not dry_run or not publish)
         if not commit and not publish:
             commit = run.head()
-        contents_url = f"{repo['html_url']}/blob/{spec.default_branch}"
-        return RepositoryResult(remote_url=str(repo["clone_url"]), contents_url=contents_url,
-                                commit_hash=commit, settings=settings, writes=api.writes)
+        html_url = str(field_of(repo, "html_url", f"read repository {run.locator}"))
+        contents_url = f"{html_url}/blob/{spec.default_branch}"
+        return RepositoryResult(remote_url=str(field_of(repo, "clone_url", f"read repository {run.locator}")),
+                                contents_url=contents_url, commit_hash=commit, settings=settings, writes=api.writes)
 
     def check_repository(self, org: str, name: str, *, owner_ref: str, fresh_name: bool = False) -> bool:
         team = owner_team_of(owner_ref)
@@ -179,8 +207,14 @@ class _Ownership:
     def __init__(self, api: GitHubApi, *, org: str, name: str, owner_ref: str, owner_team: str) -> None:
         self.api, self.org, self.owner_team = api, org, owner_team
         self.owner_ref = canonical_ref(owner_ref)
-        self.locator = f"{org}/{name}"
-        self.base = f"/repos/{quote(org)}/{quote(name)}"
+        self.team: dict[str, Any] = {}
+        self.moved_from: str | None = None
+        self._place(name)
+
+    def _place(self, name: str) -> None:
+        self.name = name
+        self.locator = f"{self.org}/{name}"
+        self.base = f"/repos/{quote(self.org)}/{quote(name)}"
 
     def require_team(self) -> None:
         team = self.api.get(f"/orgs/{quote(self.org)}/teams/{quote(self.owner_team)}",
@@ -188,17 +222,35 @@ class _Ownership:
         if team is None:
             raise PolicyViolation(f"team {self.owner_team!r} does not exist in the GitHub organization {self.org}",
                                   rule="owner-team-exists", field="owner")
+        self.team = team if isinstance(team, dict) else {}
 
     def read_repository(self) -> dict[str, Any] | None:
         repo: dict[str, Any] | None = self.api.get(self.base, what=f"read repository {self.locator}", missing_ok=True)
+        if repo is not None:
+            self._follow(repo)
         return repo
+
+    def _follow(self, repo: dict[str, Any]) -> None:
+        """GitHub answers a renamed or transferred repository's old name with the repository at its new one."""
+        full_name = str(repo.get("full_name") or self.locator)
+        owner, _, name = full_name.partition("/")
+        if full_name.lower() == self.locator.lower():
+            return
+        if owner.lower() != self.org.lower() or not REPOSITORY_NAME.match(name):
+            raise ConflictError(f"repository {self.locator} was transferred to {full_name}: Golden Path manages "
+                                f"repositories of {self.org} only; move it back or choose another name")
+        self.moved_from = self.moved_from or self.locator
+        self._place(name)
 
     def claim(self, repo: dict[str, Any], *, adopt: bool, resumable: bool = True) -> bool:
         """May this run manage `repo`? Returns whether its content still has to be published. `resumable`: an
         empty repository may be one a stopped run of this owner created (else someone made it by hand)."""
-        branch = str(repo["default_branch"])
+        branch = str(field_of(repo, "default_branch", f"read repository {self.locator}"))
         found = self.api.get(f"{self.base}/contents/{MARKER}", what=f"read {MARKER} of {self.locator}",
                              params={"ref": branch}, missing_ok=True)
+        if found is None and self.moved_from is not None:  # only our own repository is followed to its new name
+            raise ConflictError(f"repository {self.moved_from} was renamed to {self.locator}, which Golden Path "
+                                "does not manage; choose another name")
         if found is None:
             if self._is_empty(branch) and (resumable or adopt):
                 return True
@@ -210,21 +262,35 @@ class _Ownership:
         owner = recorded_owner(owner=marker.get("owner"), team=marker.get("team"))
         if owner is not None and not same_owner(owner, self.owner_ref):  # adopt is for unmarked repositories only
             raise ConflictError(f"repository {self.locator} is owned by {owner}", owner=owner)
+        if owner is None and self.moved_from is not None:
+            raise ConflictError(f"repository {self.moved_from} was renamed to {self.locator}, whose owner Golden "
+                                "Path cannot tell; choose another name")
         return bool(marker.get("publishing"))  # only the seed commit is there: a run stopped mid-publish
 
     def _is_empty(self, branch: str) -> bool:
         status, _ = self.api.call("GET", f"{self.base}/git/ref/heads/{quote(branch)}",
-                                  what=f"read branch {branch} of {self.locator}", accept=(404, 409))
+                                  what=f"read branch {branch} of {self.locator}", accept=CREATING_STATUSES)
+        if status == 404:  # the default branch of a repository with commits exists: GitHub is still creating it
+            raise UpstreamUnavailable(f"GitHub does not show branch {branch} of {self.locator} yet (HTTP 404): it "
+                                      "may still be creating the repository; retry", provider=PROVIDER)
         return status == 409  # GitHub: "Git Repository is empty."
+
+    def team_access(self, slug: str) -> str:
+        """A team's effective access here (its own grant or a parent team's), in permission words."""
+        data = self.api.get(f"/orgs/{quote(self.org)}/teams/{quote(slug)}/repos/{quote(self.org)}/{quote(self.name)}",
+                            what=f"read team {slug}'s access to {self.locator}", missing_ok=True,
+                            headers={"Accept": "application/vnd.github.v3.repository+json"})
+        return _permission_of(data) if isinstance(data, dict) else "none"
 
 
 class _Run(_Ownership):
     """One ensure_repository call: the spec, the API view and the change callback it reports to."""
 
     def __init__(self, api: GitHubApi, spec: RepositorySpec, on_change: Callable[[Change], object], *,
-                 dry_run: bool) -> None:
+                 dry_run: bool, pace: _Pace) -> None:
         super().__init__(api, org=spec.org, name=spec.name, owner_ref=spec.owner_ref, owner_team=spec.owner_team)
-        self.spec, self.on_change, self.dry_run = spec, on_change, dry_run
+        self.spec, self.on_change, self.dry_run, self.pace = spec, on_change, dry_run, pace
+        self._settle_by: float | None = None
 
     def create_repository(self) -> dict[str, Any] | None:
         """The new repository, or None when the name was taken in the meantime (GitHub answers 422)."""
@@ -240,19 +306,38 @@ class _Run(_Ownership):
                                 f"{_show(repo.get('errors') or repo.get('message'))}", provider=PROVIDER)
         return dict(repo)
 
-    def publish(self, files: dict[str, bytes]) -> str:
+    def publish(self, files: dict[str, bytes], *, new: bool) -> str:
+        """`new`: this run created the repository a moment ago, so it is known to be empty."""
         spec, base = self.spec, self.base
-        if self._is_empty(spec.default_branch):
+        if new or self._is_empty(spec.default_branch):
             self._seed()
         entries = [self._tree_entry(path, content) for path, content in sorted(files.items())]
-        _, tree = self.api.call("POST", f"{base}/git/trees", what=f"write the skeleton tree of {self.locator}",
-                                body={"tree": entries})
-        _, commit = self.api.call("POST", f"{base}/git/commits", what=f"commit the skeleton to {self.locator}",
-                                  body={"message": spec.commit_message, "tree": tree["sha"], "parents": []})
-        self.api.call("PATCH", f"{base}/git/refs/heads/{quote(spec.default_branch)}",
-                      what=f"point {spec.default_branch} of {self.locator} at the skeleton commit",
-                      body={"sha": commit["sha"], "force": True})
-        return str(commit["sha"])
+        what = f"write the skeleton tree of {self.locator}"
+        tree = self._settled("POST", f"{base}/git/trees", what=what, body={"tree": entries})
+        what = f"commit the skeleton to {self.locator}"
+        commit = self._settled("POST", f"{base}/git/commits", what=what, body={
+            "message": spec.commit_message, "tree": field_of(tree, "sha", what), "parents": []})
+        sha = str(field_of(commit, "sha", what))
+        self._settled("PATCH", f"{base}/git/refs/heads/{quote(spec.default_branch)}", body={"sha": sha, "force": True},
+                      what=f"point {spec.default_branch} of {self.locator} at the skeleton commit")
+        return sha
+
+    def _settled(self, verb: str, path: str, *, what: str, body: Any = None) -> Any:
+        """A publishing call: GitHub answers 404 or 409 while it is still creating the repository, so those
+        are retried (with backoff) for `creation_window_seconds` from the first one, then retryable."""
+        attempt = 0
+        while True:
+            status, data = self.api.call(verb, path, what=what, body=body, accept=CREATING_STATUSES)
+            if status not in CREATING_STATUSES:
+                return data
+            now = self.pace.clock()
+            self._settle_by = self._settle_by if self._settle_by is not None else now + self.pace.window_seconds
+            if now >= self._settle_by:
+                raise UpstreamUnavailable(
+                    f"GitHub is still creating {self.locator}: {what} answered HTTP {status} for "
+                    f"{self.pace.window_seconds:.0f} s (github.creation_window_seconds); retry", provider=PROVIDER)
+            self.pace.sleep(min(2.0, 0.25 * 2 ** attempt, max(0.0, self._settle_by - now)))
+            attempt += 1
 
     def _seed(self) -> None:
         """Git Data needs a first commit. The seed's marker says publishing is under way, so a run that stops
@@ -261,36 +346,29 @@ class _Run(_Ownership):
         seed = yaml.safe_dump({"skeleton": spec.skeleton, "owner": spec.owner_ref, "team": spec.owner_team,
                                "publishing": True}).encode()
         body = {"message": SEED_MESSAGE, "content": base64.b64encode(seed).decode(), "branch": spec.default_branch}
-        for attempt in range(SEED_ATTEMPTS):
-            # a repository created a moment ago can answer 404/409 until GitHub has finished creating it
-            status, _ = self.api.call("PUT", f"{self.base}/contents/{MARKER}", body=body, accept=(404, 409),
-                                      what=f"give {self.locator} its first commit")
-            if status < 400:
-                return
-            time.sleep(min(2.0, 0.25 * 2 ** attempt))
-        raise UpstreamUnavailable(f"GitHub did not let {self.locator} take its first commit yet", provider=PROVIDER)
+        self._settled("PUT", f"{self.base}/contents/{MARKER}", body=body, what=f"give {self.locator} its first commit")
 
     def _tree_entry(self, path: str, content: bytes) -> dict[str, Any]:
         mode = "100755" if content.startswith(b"#!") else "100644"
         try:
             return {"path": path, "mode": mode, "type": "blob", "content": content.decode("utf-8")}
         except UnicodeDecodeError:  # binary content cannot go inline: one blob call for each such file
-            _, blob = self.api.call("POST", f"{self.base}/git/blobs", what=f"write {path} to {self.locator}",
-                                    body={"content": base64.b64encode(content).decode(), "encoding": "base64"})
-            return {"path": path, "mode": mode, "type": "blob", "sha": blob["sha"]}
+            what = f"write {path} to {self.locator}"
+            blob = self._settled("POST", f"{self.base}/git/blobs", what=what,
+                                 body={"content": base64.b64encode(content).decode(), "encoding": "base64"})
+            return {"path": path, "mode": mode, "type": "blob", "sha": field_of(blob, "sha", what)}
 
     def head(self) -> str:
         branch = self.spec.default_branch
-        status, ref = self.api.call("GET", f"{self.base}/git/ref/heads/{quote(branch)}",
-                                    what=f"read branch {branch} of {self.locator}", accept=(404, 409))
-        return str(ref["object"]["sha"]) if status == 200 else ""
+        what = f"read branch {branch} of {self.locator}"
+        status, ref = self.api.call("GET", f"{self.base}/git/ref/heads/{quote(branch)}", what=what,
+                                    accept=CREATING_STATUSES)
+        return str(field_of(field_of(ref, "object", what), "sha", what)) if status == 200 else ""
 
     def converge(self, repo: dict[str, Any] | None, *, content_exists: bool) -> dict[str, Any]:
         """`repo` is GitHub's answer when it is still current, None to read it afresh."""
         report: dict[str, Any] = {}
-        settings = self._settings(repo)
-        if not content_exists:  # a dry-run of an empty repository: nothing to protect yet
-            settings = [s for s in settings if s.name != "protection"]
+        settings = self._settings(repo, content_exists=content_exists)
         for setting in settings:
             current = setting.read()
             if setting.satisfied(current, setting.wanted):
@@ -310,9 +388,11 @@ class _Run(_Ownership):
             report[setting.name] = current
         if content_exists:
             report["codeowners"] = self._check_codeowners()
+        if self.moved_from is not None:
+            report["renamedFrom"] = self.moved_from
         return _report(report)
 
-    def _settings(self, repo: dict[str, Any] | None) -> list[_Setting]:
+    def _settings(self, repo: dict[str, Any] | None, *, content_exists: bool) -> list[_Setting]:
         spec, base, api = self.spec, self.base, self.api
         known: dict[str, Any] = {"repo": repo, "fields": {}}
 
@@ -326,66 +406,136 @@ class _Run(_Ownership):
             changes = {k: v for k, v in _wanted_fields(spec).items() if known["fields"].get(k) != v}
             api.call("PATCH", base, what=f"update {', '.join(sorted(changes))} of {self.locator}", body=changes)
 
-        team_path = f"/orgs/{quote(spec.org)}/teams/{quote(spec.owner_team)}/repos/{quote(spec.org)}/{quote(spec.name)}"
-        protection_path = f"{base}/branches/{quote(spec.default_branch)}/protection"
         settings = [
             _Setting("repository", _wanted_fields(spec), read_repo, write_repo),
             _Setting("topics", sorted(spec.topics), self._read_topics,
                      lambda: api.call("PUT", f"{base}/topics", what=f"set the topics of {self.locator}",
                                       body={"names": sorted(spec.topics)})),
-            _Setting("teams", {spec.owner_team: spec.team_permission}, lambda: self._read_team(team_path),
-                     lambda: api.call("PUT", team_path, what=f"grant team {spec.owner_team} access to {self.locator}",
-                                      body={"permission": spec.team_permission})),
+            self._team_setting(),
         ]
-        for login, permission in spec.collaborators:
-            settings.append(self._collaborator(login, permission))
-        settings.append(_Setting(
-            "protection", _wanted_protection(spec), self._read_protection,
-            lambda: api.call("PUT", protection_path, what=f"protect {spec.default_branch} of {self.locator}",
-                             body=_protection_body(spec))))
+        settings.extend(self._collaborator(login, permission) for login, permission in spec.collaborators)
+        if content_exists:  # a dry-run of an empty repository: nothing to protect yet
+            settings.append(self._protection_setting())
         return settings
 
     def _read_topics(self) -> list[str]:
         data = self.api.get(f"{self.base}/topics", what=f"read the topics of {self.locator}")
-        return sorted(data.get("names") or [])
+        return sorted(field_of(data, "names", f"read the topics of {self.locator}"))
 
-    def _read_team(self, team_path: str) -> dict[str, str]:
-        """The owning team's access to this repository ({} when none). The `permission` of a team in
-        /repos/{o}/{r}/teams can be the team's default rather than its access here, so ask the team."""
-        data = self.api.get(team_path, what=f"read team {self.spec.owner_team}'s access to {self.locator}",
-                            missing_ok=True, headers={"Accept": "application/vnd.github.v3.repository+json"})
-        if not data:
-            return {}
-        return {self.spec.owner_team: _permission_of(data)}
+    def _team_setting(self) -> _Setting:
+        """The owning team's access. GitHub reports a team's effective access: a parent team's higher grant
+        shows through, and is accepted when the parent's own access explains it (a direct grant cannot be read
+        apart from it); a higher role nothing explains is a direct grant beyond what was asked, and is set."""
+        spec, team, permission = self.spec, self.spec.owner_team, self.spec.team_permission
+        team_path = f"/orgs/{quote(self.org)}/teams/{quote(team)}/repos/{quote(self.org)}/{quote(self.name)}"
+        inherited = {"access": "none"}
+
+        def read() -> dict[str, str]:
+            access = self.team_access(team)
+            above = PERMISSION_RANK.get(access, -1) > PERMISSION_RANK[permission]
+            inherited["access"] = self._parent_access() if above else "none"
+            return {team: access} if access != "none" else {}
+
+        def satisfied(current: dict[str, str], _wanted: Any) -> bool:
+            access = current.get(team, "none")
+            if access == permission:
+                return True
+            rank = PERMISSION_RANK.get(access, -1)
+            return rank > PERMISSION_RANK[permission] and PERMISSION_RANK.get(inherited["access"], -1) >= rank
+
+        return _Setting("teams", {team: permission}, read,
+                        lambda: self.api.call("PUT", team_path, what=f"grant team {team} access to {self.locator}",
+                                              body={"permission": spec.team_permission}), satisfied)
+
+    def _parent_access(self) -> str:
+        parent = self.team.get("parent")
+        slug = parent.get("slug") if isinstance(parent, dict) else None
+        return self.team_access(str(slug)) if slug else "none"
+
+    def _protection_setting(self) -> _Setting:
+        spec, base = self.spec, self.base
+        branch = spec.default_branch
+        if self._protection_mode() == "classic":
+            path = f"{base}/branches/{quote(branch)}/protection"
+            return _Setting("protection", github_protection.wanted(spec), self._read_protection,
+                            lambda: self.api.call("PUT", path, what=f"protect {branch} of {self.locator}",
+                                                  body=github_protection.classic_body(spec)))
+        found: dict[str, int | None] = {"id": None}
+
+        def read() -> dict[str, Any] | None:
+            found["id"] = self._ruleset_id()
+            if found["id"] is None:
+                return None
+            what = f"read ruleset {github_protection.RULESET_NAME} of {self.locator}"
+            return github_protection.from_ruleset(self.api.get(f"{base}/rulesets/{found['id']}", what=what))
+
+        def write() -> object:
+            body, what = github_protection.ruleset_body(spec), f"protect {branch} of {self.locator} with a ruleset"
+            if found["id"] is None:
+                return self.api.call("POST", f"{base}/rulesets", what=what, body=body)
+            return self.api.call("PUT", f"{base}/rulesets/{found['id']}", what=what, body=body)
+
+        return _Setting("protection", github_protection.wanted_ruleset(spec), read, write)
+
+    def _protection_mode(self) -> str:
+        """As asked; else a ruleset where GitHub offers repository rulesets (an older Enterprise Server answers
+        404, a plan without them 403), classic protection otherwise."""
+        if self.spec.protection.mode:
+            return self.spec.protection.mode
+        rulesets = self._rulesets(absent=(403, 404))
+        return "classic" if rulesets is None else "ruleset"
+
+    def _rulesets(self, absent: tuple[int, ...] = ()) -> list[Any] | None:
+        return self.api.get_all(f"{self.base}/rulesets", what=f"read the rulesets of {self.locator}",
+                                params={"includes_parents": "false"}, absent=absent)
+
+    def _ruleset_id(self) -> int | None:
+        """Golden Path's ruleset, by name, among the repository's own (an organization's cannot stand in)."""
+        for ruleset in self._rulesets() or []:
+            if (isinstance(ruleset, dict) and ruleset.get("name") == github_protection.RULESET_NAME
+                    and ruleset.get("source_type", "Repository") == "Repository"
+                    and isinstance(ruleset.get("id"), int)):
+                return int(ruleset["id"])
+        return None
 
     def _read_protection(self) -> dict[str, Any] | None:
         data = self.api.get(f"{self.base}/branches/{quote(self.spec.default_branch)}/protection",
                             what=f"read the protection of {self.spec.default_branch} in {self.locator}",
                             missing_ok=True)
-        return None if data is None else _protection_from(data)
+        return None if data is None else github_protection.from_classic(data)
 
     def _collaborator(self, login: str, permission: str) -> _Setting:
+        """A person's access. GitHub lists direct collaborators with their highest role from any grant (team,
+        organization base role): a direct grant read with a higher role is accepted, as its own level cannot be
+        read apart; a pending invitation holds exactly the permission it offers."""
         path = f"{self.base}/collaborators/{quote(login)}"
         role = ROLE_OF_PERMISSION.get(permission, permission)
+        direct = {"granted": False}
 
         def read() -> str | None:
-            # direct grants only: the effective role also counts teams, the org's base role and public access
-            direct = self.api.get(f"{self.base}/collaborators", what=f"read the collaborators of {self.locator}",
-                                  params={"affiliation": "direct", "per_page": 100})
-            granted = {str(c.get("login", "")).lower(): str(c.get("role_name") or "") for c in direct or []}
-            if login.lower() in granted:
+            # direct grants only: people with access through teams or the base role only are not collaborators
+            listed = self.api.get_all(f"{self.base}/collaborators", what=f"read the collaborators of {self.locator}",
+                                      params={"affiliation": "direct"})
+            granted = {str(c.get("login", "")).lower(): str(c.get("role_name") or "") for c in listed or []
+                       if isinstance(c, dict)}
+            direct["granted"] = login.lower() in granted
+            if direct["granted"]:
                 return granted[login.lower()]
-            invitations = self.api.get(f"{self.base}/invitations", what=f"read the invitations of {self.locator}",
-                                       params={"per_page": 100})
+            invitations = self.api.get_all(f"{self.base}/invitations", what=f"read the invitations of {self.locator}")
             for invitation in invitations or []:
                 invitee = str((invitation.get("invitee") or {}).get("login", "")).lower()
                 if invitee == login.lower() and not invitation.get("expired"):
                     return str(invitation.get("permissions"))
             return None
 
+        def satisfied(current: str | None, wanted: str) -> bool:
+            if current == wanted:
+                return True
+            return direct["granted"] and ROLE_RANK.get(str(current), -1) > ROLE_RANK[wanted]
+
         return _Setting(f"collaborator {login}", role, read,
                         lambda: self.api.call("PUT", path, what=f"invite {login} to {self.locator}",
-                                              body={"permission": permission}))
+                                              body={"permission": permission}), satisfied)
 
     def _check_codeowners(self) -> str:
         branch = self.spec.default_branch
@@ -394,7 +544,8 @@ class _Run(_Ownership):
         if status == 404:
             raise PolicyViolation(f"{self.locator} has no CODEOWNERS file on {branch}, so code-owner review cannot "
                                   "be enforced", rule="codeowners", field="skeleton")
-        errors = [f"line {e.get('line')}: {e.get('message') or e.get('kind')}" for e in data.get("errors") or []]
+        errors = [f"line {e.get('line')}: {e.get('message') or e.get('kind')}" for e in data.get("errors") or []
+                  if isinstance(e, dict)]
         if errors:
             raise PolicyViolation(f"CODEOWNERS of {self.locator} is not valid on GitHub: " + "; ".join(errors[:5]),
                                   rule="codeowners", field="owner")
@@ -428,53 +579,9 @@ def _repo_fields(repo: dict[str, Any]) -> dict[str, Any]:
             "default_branch": repo.get("default_branch")}
 
 
-def _wanted_protection(spec: RepositorySpec) -> dict[str, Any]:
-    p = spec.protection
-    return {"requiredApprovingReviews": p.required_approving_reviews,
-            "requireCodeOwnerReviews": p.require_code_owner_reviews, "dismissStaleReviews": p.dismiss_stale_reviews,
-            "requiredStatusChecks": sorted(p.required_status_checks), "enforceAdmins": p.enforce_admins,
-            "requiredLinearHistory": p.required_linear_history,
-            "requiredConversationResolution": p.required_conversation_resolution,
-            "allowForcePushes": False, "allowDeletions": False}
-
-
-def _protection_body(spec: RepositorySpec) -> dict[str, Any]:
-    p = spec.protection
-    checks = {"strict": True, "contexts": sorted(p.required_status_checks)} if p.required_status_checks else None
-    return {
-        "required_status_checks": checks,
-        "enforce_admins": p.enforce_admins,
-        "required_pull_request_reviews": {
-            "dismiss_stale_reviews": p.dismiss_stale_reviews,
-            "require_code_owner_reviews": p.require_code_owner_reviews,
-            "required_approving_review_count": p.required_approving_reviews},
-        "restrictions": None,
-        "required_linear_history": p.required_linear_history,
-        "allow_force_pushes": False,
-        "allow_deletions": False,
-        "required_conversation_resolution": p.required_conversation_resolution,
-    }
-
-
-def _protection_from(data: dict[str, Any]) -> dict[str, Any]:
-    reviews = data.get("required_pull_request_reviews") or {}
-    checks = data.get("required_status_checks") or {}
-
-    def enabled(key: str) -> bool:
-        return bool((data.get(key) or {}).get("enabled"))
-
-    return {"requiredApprovingReviews": reviews.get("required_approving_review_count", 0) if reviews else None,
-            "requireCodeOwnerReviews": bool(reviews.get("require_code_owner_reviews")),
-            "dismissStaleReviews": bool(reviews.get("dismiss_stale_reviews")),
-            "requiredStatusChecks": sorted(checks.get("contexts") or []), "enforceAdmins": enabled("enforce_admins"),
-            "requiredLinearHistory": enabled("required_linear_history"),
-            "requiredConversationResolution": enabled("required_conversation_resolution"),
-            "allowForcePushes": enabled("allow_force_pushes"), "allowDeletions": enabled("allow_deletions")}
-
-
 def _wanted_report(spec: RepositorySpec) -> dict[str, Any]:
     return _report({"repository": _wanted_fields(spec), "topics": sorted(spec.topics),
-                    "teams": {spec.owner_team: spec.team_permission}, "protection": _wanted_protection(spec)})
+                    "teams": {spec.owner_team: spec.team_permission}, "protection": github_protection.wanted(spec)})
 
 
 def _report(found: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ class Protection:
     enforce_admins: bool = True
     required_linear_history: bool = False
     required_conversation_resolution: bool = True
+    mode: str | None = None  # "ruleset" or "classic"; None: a ruleset where the host offers them, else classic
 
 
 @dataclass(frozen=True)

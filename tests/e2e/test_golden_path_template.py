@@ -62,7 +62,8 @@ def test_one_task_provisions_the_service_in_every_backend(stack: Stack, provisio
     assert len(stack.github.history(GITHUB_ORG, service)) == 1
     files = stack.github.files(GITHUB_ORG, service)
     assert files["CODEOWNERS"].decode().strip().endswith(f"@{GITHUB_ORG}/team-payments")
-    assert repo.protection and repo.visibility == "private" and repo.topics == ["golden-path"]
+    assert [r["enforcement"] for r in repo.rulesets.values()] == ["active"]  # the default branch's ruleset
+    assert repo.visibility == "private" and repo.topics == ["golden-path"]
     assert stack.github.orgs[GITHUB_ORG].team_repos["team-payments"][service] == "maintain"
 
     vault = hvac.Client(url=stack.bao.addr, token=stack.bao.token)  # Vault: a path per environment, its policies

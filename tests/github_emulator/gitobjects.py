@@ -25,6 +25,16 @@ class Commit:
     author: dict[str, str]
     committer: dict[str, str]
 
+    @property
+    def encoded(self) -> bytes:
+        lines = [f"tree {self.tree}", *(f"parent {p}" for p in self.parents), f"author {_signature(self.author)}",
+                 f"committer {_signature(self.committer)}", "", self.message]
+        return "\n".join(lines).encode()
+
+    @property
+    def sha(self) -> str:
+        return _hash(b"commit", self.encoded)
+
 
 @dataclass
 class ObjectStore:
@@ -45,12 +55,18 @@ class ObjectStore:
         return sha
 
     def put_commit(self, commit: Commit) -> str:
-        lines = [f"tree {commit.tree}", *(f"parent {p}" for p in commit.parents),
-                 f"author {_signature(commit.author)}", f"committer {_signature(commit.committer)}", "",
-                 commit.message]
-        sha = _hash(b"commit", "\n".join(lines).encode())
-        self.commits[sha] = commit
-        return sha
+        self.commits[commit.sha] = commit
+        return commit.sha
+
+    def ancestors(self, sha: str) -> set[str]:
+        """The commit and every commit it descends from."""
+        seen, todo = set(), [sha]
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo.extend(self.commits[current].parents)
+        return seen
 
     def files(self, tree_sha: str, prefix: str = "") -> dict[str, tuple[str, str]]:
         """path -> (mode, blob sha), recursively."""

@@ -45,14 +45,15 @@ _REPO_URL_SUFFIXES = {
 }
 
 
-def repository(api: str, web: str, repo: Any, owner: dict[str, Any]) -> dict[str, Any]:
-    """A full-repository."""
+def repository(api: str, web: str, repo: Any, owner: dict[str, Any], permissions: dict[str, bool]) -> dict[str, Any]:
+    """A full-repository, as the identity holding `permissions` sees it."""
     full_name = f"{repo.org}/{repo.name}"
     base = f"{api}/repos/{full_name}"
     html = f"{web}/{full_name}"
     body: dict[str, Any] = {key: base + suffix for key, suffix in _REPO_URL_SUFFIXES.items()}
     body.update({
         "id": repo.id, "node_id": f"R_{repo.id}", "name": repo.name, "full_name": full_name, "owner": owner,
+        "organization": owner if owner["type"] == "Organization" else None,
         "private": repo.visibility != "public", "visibility": repo.visibility, "html_url": html,
         "description": repo.description or None, "fork": False, "url": base, "clone_url": f"{html}.git",
         "git_url": f"git://{web.split('://', 1)[1]}/{full_name}.git", "ssh_url": f"git@emulator:{full_name}.git",
@@ -60,28 +61,36 @@ def repository(api: str, web: str, repo: Any, owner: dict[str, Any]) -> dict[str
         "stargazers_count": 0, "watchers_count": 0, "size": 0, "default_branch": repo.default_branch,
         "open_issues_count": 0, "topics": list(repo.topics), "has_issues": True, "has_projects": True,
         "has_wiki": repo.has_wiki, "has_pages": False, "has_discussions": False, "has_downloads": True,
-        "archived": False, "disabled": False, "pushed_at": STAMP, "created_at": STAMP, "updated_at": STAMP,
-        "license": None, "forks": 0, "open_issues": 0, "watchers": 0, "network_count": 0, "subscribers_count": 0,
-        "delete_branch_on_merge": repo.delete_branch_on_merge, "allow_forking": False,
+        "archived": False, "disabled": False, "is_template": False, "pushed_at": STAMP, "created_at": STAMP,
+        "updated_at": STAMP, "permissions": permissions, "license": None, "forks": 0, "open_issues": 0,
+        "watchers": 0, "network_count": 0, "subscribers_count": 0, "allow_forking": False,
+        "delete_branch_on_merge": repo.delete_branch_on_merge, "allow_squash_merge": True,
+        "allow_merge_commit": True, "allow_rebase_merge": True, "allow_auto_merge": False,
+        "allow_update_branch": False, "use_squash_pr_title_as_default": False,
+        "squash_merge_commit_title": "COMMIT_OR_PR_TITLE", "squash_merge_commit_message": "COMMIT_MESSAGES",
+        "merge_commit_title": "MERGE_MESSAGE", "merge_commit_message": "PR_TITLE",
+        "web_commit_signoff_required": False, "custom_properties": {},
     })
     return body
 
 
-def team(api: str, web: str, org: str, slug: str, team_id: int, permission: str) -> dict[str, Any]:
+def team_simple(api: str, web: str, org: str, slug: str, team_id: int, permission: str) -> dict[str, Any]:
     base = f"{api}/orgs/{org}/teams/{slug}"
     return {"id": team_id, "node_id": f"T_{team_id}", "url": base, "html_url": f"{web}/orgs/{org}/teams/{slug}",
             "name": slug, "slug": slug, "description": None, "privacy": "closed",
             "notification_setting": "notifications_enabled", "permission": permission,
-            "members_url": f"{base}/members{{/member}}", "repositories_url": f"{base}/repos", "parent": None,
-            "type": "organization"}
+            "members_url": f"{base}/members{{/member}}", "repositories_url": f"{base}/repos", "type": "organization"}
 
 
-def team_full(api: str, web: str, org: dict[str, Any], slug: str, team_id: int, repos: int) -> dict[str, Any]:
-    body = team(api, web, org["login"], slug, team_id, "pull")
-    body.pop("parent")
-    body.update({"created_at": STAMP, "updated_at": STAMP, "members_count": 1, "repos_count": repos,
-                 "organization": org})
-    return body
+def team(api: str, web: str, org: str, slug: str, team_id: int, permission: str,
+         parent: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A team; `parent`: its parent's team-simple, if it has one."""
+    return {**team_simple(api, web, org, slug, team_id, permission), "parent": parent}
+
+
+def team_full(team_json: dict[str, Any], org: dict[str, Any], members: int, repos: int) -> dict[str, Any]:
+    return {**team_json, "created_at": STAMP, "updated_at": STAMP, "members_count": members, "repos_count": repos,
+            "organization": org}
 
 
 def organization(api: str, web: str, login: str, org_id: int) -> dict[str, Any]:
@@ -93,6 +102,17 @@ def organization(api: str, web: str, login: str, org_id: int) -> dict[str, Any]:
             "has_organization_projects": True, "has_repository_projects": True, "public_repos": 0,
             "public_gists": 0, "followers": 0, "following": 0, "type": "Organization", "created_at": STAMP,
             "updated_at": STAMP, "archived_at": None}
+
+
+def installation(api: str, web: str, installation_id: int, app_id: int, account: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": installation_id, "app_id": app_id, "app_slug": "goldenpath", "target_id": account["id"],
+        "target_type": "Organization", "single_file_name": None, "repository_selection": "all",
+        "access_tokens_url": f"{api}/app/installations/{installation_id}/access_tokens",
+        "html_url": f"{web}/organizations/{account['login']}/settings/installations/{installation_id}",
+        "repositories_url": f"{api}/installation/repositories", "events": [], "account": account,
+        "permissions": {"administration": "write", "contents": "write"}, "created_at": STAMP, "updated_at": STAMP,
+        "suspended_by": None, "suspended_at": None}
 
 
 def git_ref(repo_api: str, ref: str, sha: str) -> dict[str, Any]:
@@ -132,8 +152,10 @@ def _person(person: dict[str, str]) -> dict[str, str]:
     return {"name": person["name"], "email": person["email"], "date": person.get("date", STAMP)}
 
 
-def protection(repo_api: str, branch: str, rules: dict[str, Any]) -> dict[str, Any]:
-    """A branch-protection (GET) / protected-branch (PUT) body from the PUT request's rules."""
+def protection(repo_api: str, branch: str, rules: dict[str, Any],
+               restrictions: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A branch-protection (GET) / protected-branch (PUT) body from the stored PUT request's rules;
+    `restrictions`: the branch-restriction-policy, present only when pushing is restricted."""
     url = f"{repo_api}/branches/{branch}/protection"
     body: dict[str, Any] = {"url": url}
     checks = rules.get("required_status_checks")
@@ -149,10 +171,26 @@ def protection(repo_api: str, branch: str, rules: dict[str, Any]) -> dict[str, A
             "url": f"{url}/required_pull_request_reviews",
             "dismiss_stale_reviews": bool(reviews.get("dismiss_stale_reviews")),
             "require_code_owner_reviews": bool(reviews.get("require_code_owner_reviews")),
-            "required_approving_review_count": int(reviews.get("required_approving_review_count", 0)),
+            "required_approving_review_count": int(reviews["required_approving_review_count"]),
             "require_last_push_approval": bool(reviews.get("require_last_push_approval"))}
+    body["required_signatures"] = {"url": f"{url}/required_signatures", "enabled": False}
     body["enforce_admins"] = {"url": f"{url}/enforce_admins", "enabled": bool(rules.get("enforce_admins"))}
     for key in ("required_linear_history", "allow_force_pushes", "allow_deletions", "block_creations",
-                "required_conversation_resolution"):
+                "required_conversation_resolution", "lock_branch", "allow_fork_syncing"):
         body[key] = {"enabled": bool(rules.get(key))}
+    if restrictions is not None:
+        body["restrictions"] = restrictions
     return body
+
+
+def restrictions(repo_api: str, branch: str, users: list[dict[str, Any]], teams: list[dict[str, Any]],
+                 apps: list[dict[str, Any]]) -> dict[str, Any]:
+    url = f"{repo_api}/branches/{branch}/protection/restrictions"
+    return {"url": url, "users_url": f"{url}/users", "teams_url": f"{url}/teams", "apps_url": f"{url}/apps",
+            "users": users, "teams": teams, "apps": apps}
+
+
+def moved(location: str) -> dict[str, Any]:
+    """GitHub's answer for a repository that was renamed or transferred."""
+    return {"message": "Moved Permanently", "url": location,
+            "documentation_url": "https://docs.github.com/rest/repos/repos#get-a-repository"}

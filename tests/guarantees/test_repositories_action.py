@@ -41,12 +41,14 @@ def test_what_a_request_that_says_little_gets(client: TestClient, github: GitHub
     assert github.orgs[GITHUB_ORG].team_repos["team-payments"][data["name"]] == "maintain"
     assert github.orgs[GITHUB_ORG].team_repos["team-ledger"].get(data["name"]) is None
     assert repo.collaborators == {} and repo.invitations == {}
-    assert repo.protection == {"main": {
-        "required_status_checks": None, "enforce_admins": True,
-        "required_pull_request_reviews": {"dismiss_stale_reviews": True, "require_code_owner_reviews": True,
-                                          "required_approving_review_count": 1},
-        "restrictions": None, "required_linear_history": False, "allow_force_pushes": False,
-        "allow_deletions": False, "required_conversation_resolution": True}}
+    assert repo.protection == {}  # GitHub offers rulesets: the default branch is protected by one
+    [ruleset] = repo.rulesets.values()
+    assert (ruleset["enforcement"], ruleset["bypass_actors"], ruleset["conditions"]) == (
+        "active", [], {"ref_name": {"include": ["refs/heads/main"], "exclude": []}})
+    assert ruleset["rules"] == [{"type": "deletion"}, {"type": "non_fast_forward"}, {
+        "type": "pull_request", "parameters": {
+        "required_approving_review_count": 1, "dismiss_stale_reviews_on_push": True, "require_code_owner_review": True,
+        "require_last_push_approval": False, "required_review_thread_resolution": True}}]
     settings = answer.json()["output"]["settings"]
     assert (settings["visibility"], settings["teams"], settings["codeowners"]) == (
         "private", {"team-payments": "maintain"}, "valid")
@@ -58,7 +60,7 @@ def test_each_protection_rule_reaches_github_as_asked(client: TestClient, github
     data = minimal(protection={"requiredApprovingReviews": 2, "requireCodeOwnerReviews": True,
                                "dismissStaleReviews": False, "requiredStatusChecks": ["lint", "ci"],
                                "enforceAdmins": False, "requiredLinearHistory": True,
-                               "requiredConversationResolution": False}, teamPermission="push",
+                               "requiredConversationResolution": False, "mode": "classic"}, teamPermission="push",
                    defaultBranch="trunk", topics=["payments"])
     answer = client.post(RUNS, json={"input": data})
     assert answer.status_code == 201, answer.text
@@ -87,13 +89,16 @@ def test_skeleton_values_cannot_name_another_owner_or_org(client: TestClient, gi
 
 @pytest.mark.parametrize(("setting", "method", "template"), [
     ("protection", "PUT", "/repos/{owner}/{repo}/branches/{branch}/protection"),
+    ("protection", "POST", "/repos/{owner}/{repo}/rulesets"),
     ("teams", "PUT", "/orgs/{org}/teams/{team_slug}/repos/{owner}/{repo}"),
     ("topics", "PUT", "/repos/{owner}/{repo}/topics"),
     ("collaborator alice", "PUT", "/repos/{owner}/{repo}/collaborators/{username}"),
-], ids=["protection", "teams", "topics", "collaborator"])
+], ids=["protection", "ruleset", "teams", "topics", "collaborator"])
 def test_a_write_github_did_not_apply_is_a_502_naming_it(client: TestClient, github: GitHubEmulator, setting: str,
                                                           method: str, template: str) -> None:
     data = minimal(topics=["payments"], collaborators=[{"username": "alice", "permission": "push"}])
+    if template.endswith("/protection"):
+        data["protection"] = {"mode": "classic"}
     github.ignore(method, template)
     answer = client.post(RUNS, json={"input": data})
     assert answer.status_code == 502, answer.text

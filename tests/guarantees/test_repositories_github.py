@@ -213,7 +213,7 @@ NO_CHECKS_RULES = {**DEFAULT_RULES, "required_status_checks": None, "required_pu
 ], ids=["defaults", "custom", "no-checks"])
 def test_protection_is_exactly_what_was_asked(github: GitHubEmulator, host: GitHubHost, protection: Protection,
                                               rules: dict[str, Any]) -> None:
-    spec = make_spec(protection=protection)
+    spec = make_spec(protection=replace(protection, mode="classic"))
     result, _ = ensure(host, spec, skeleton_files())
     assert repo_of(github, spec).protection == {"main": rules}  # the rules GitHub was given, nothing else
     reviews = rules["required_pull_request_reviews"]
@@ -225,6 +225,49 @@ def test_protection_is_exactly_what_was_asked(github: GitHubEmulator, host: GitH
         "enforceAdmins": rules["enforce_admins"], "requiredLinearHistory": rules["required_linear_history"],
         "requiredConversationResolution": rules["required_conversation_resolution"],
         "allowForcePushes": False, "allowDeletions": False}
+
+
+def ruleset_rules(protection: Protection) -> list[dict[str, Any]]:
+    """The rules a ruleset holds for `protection`, as GitHub stores them."""
+    rules: list[dict[str, Any]] = [{"type": "deletion"}, {"type": "non_fast_forward"}, {
+        "type": "pull_request", "parameters": {
+        "required_approving_review_count": protection.required_approving_reviews,
+        "dismiss_stale_reviews_on_push": protection.dismiss_stale_reviews,
+        "require_code_owner_review": protection.require_code_owner_reviews, "require_last_push_approval": False,
+        "required_review_thread_resolution": protection.required_conversation_resolution}}]
+    if protection.required_linear_history:
+        rules.append({"type": "required_linear_history"})
+    if protection.required_status_checks:
+        rules.append({"type": "required_status_checks", "parameters": {
+            "strict_required_status_checks_policy": True,
+            "required_status_checks": [{"context": c} for c in sorted(protection.required_status_checks)]}})
+    return rules
+
+
+@pytest.mark.parametrize("protection", [Protection(required_status_checks=("ci",)), CUSTOM, NO_CHECKS],
+                         ids=["defaults", "custom", "no-checks"])
+def test_the_ruleset_is_exactly_what_was_asked(github: GitHubEmulator, host: GitHubHost,
+                                               protection: Protection) -> None:
+    spec = make_spec(protection=replace(protection, mode=None))  # a ruleset: GitHub offers them
+    result, _ = ensure(host, spec, skeleton_files())
+    repo = repo_of(github, spec)
+    assert repo.protection == {}
+    [ruleset] = repo.rulesets.values()
+    assert {k: ruleset[k] for k in ("name", "target", "enforcement", "bypass_actors", "conditions", "rules")} == {
+        "name": "goldenpath-default-branch", "target": "branch", "enforcement": "active",
+        "bypass_actors": [] if protection.enforce_admins else [
+            {"actor_id": 5, "actor_type": "RepositoryRole", "bypass_mode": "always"}],
+        "conditions": {"ref_name": {"include": ["refs/heads/main"], "exclude": []}},
+        "rules": ruleset_rules(protection)}
+    assert result.settings["protection"] == {
+        "requiredApprovingReviews": protection.required_approving_reviews,
+        "requireCodeOwnerReviews": protection.require_code_owner_reviews,
+        "dismissStaleReviews": protection.dismiss_stale_reviews,
+        "requiredStatusChecks": sorted(protection.required_status_checks),
+        "enforceAdmins": protection.enforce_admins, "requiredLinearHistory": protection.required_linear_history,
+        "requiredConversationResolution": protection.required_conversation_resolution,
+        "allowForcePushes": False, "allowDeletions": False, "enforcement": "active",
+        "branches": ["refs/heads/main"], "excluded": []}
 
 
 def test_the_protected_branch_is_the_default_branch_asked_for(github: GitHubEmulator, host: GitHubHost) -> None:

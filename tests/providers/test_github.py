@@ -33,7 +33,8 @@ def make_spec(**overrides: Any) -> RepositorySpec:
         org=GITHUB_ORG, name=unique("svc"), description="Payments API", visibility="private", default_branch="main",
         owner_team="team-payments", owner_ref="group:default/team-payments",
         team_permission="maintain", topics=("payments", "python"),
-        protection=Protection(required_status_checks=("ci",)), commit_message="Initial commit from the skeleton",
+        protection=Protection(required_status_checks=("ci",), mode="classic"),
+        commit_message="Initial commit from the skeleton",
         skeleton="golden-path-service@1.0.0")
     values.update(overrides)
     return RepositorySpec(**values)
