@@ -10,9 +10,9 @@ history. GitHub creates repositories asynchronously: for a moment after creation
 Settings (description, visibility, default branch, topics, team access, collaborators, branch
 protection as a repository ruleset or classic protection) are each read, compared and written only when
 they differ, then read back: what GitHub reports is what the action returns, and anything GitHub did not
-apply fails the run (fail closed). GitHub reports effective access (the highest of a direct grant, a
-parent team's, the organization's base role): a higher role than asked for is accepted only where an
-inherited grant explains it (teams) or the grant is known to be direct (collaborators).
+apply fails the run (fail closed). A team's own grant is read from the repository's teams (direct grants);
+a person's role GitHub reports as the highest from any grant, so a direct collaborator read with a higher
+role than asked for is accepted (the direct level cannot be read apart through REST).
 CODEOWNERS must exist and be valid by GitHub's own check.
 
 Ownership lives in the repository: `.goldenpath.yaml` names the skeleton, the owner (a full entity ref)
@@ -39,7 +39,7 @@ import requests
 import yaml
 from github import Auth, Github, GithubException, GithubIntegration
 
-from backend.errors import ConflictError, PolicyViolation, UpstreamError, UpstreamUnavailable
+from backend.errors import ConflictError, PolicyViolation, UpstreamError, UpstreamUnavailable, cap
 from backend.ownership import canonical_ref, same_owner
 from backend.providers import github_protection
 from backend.providers.changes import Change, Outcome
@@ -56,9 +56,8 @@ from backend.providers.repositories import (
 MARKER = ".goldenpath.yaml"
 SEED_MESSAGE = "Golden Path: initialise the repository"
 ROLE_OF_PERMISSION = {"pull": "read", "triage": "triage", "push": "write", "maintain": "maintain", "admin": "admin"}
-PERMISSION_RANK = {"none": 0, "pull": 1, "triage": 2, "push": 3, "maintain": 4, "admin": 5}
 ROLE_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
-REPOSITORY_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+REPOSITORY_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$")
 CREATING_STATUSES = (404, 409)  # what GitHub answers about a repository it is still creating
 
 
@@ -120,7 +119,8 @@ class GitHubHost(RepositoryHost):
 
     def api(self) -> GitHubApi:
         return GitHubApi(self._client().requester, budget_seconds=self.connection.rate_limit_budget_seconds,
-                         cache=self.cache, gate=self.gate, clock=self._pace.clock, sleep=self._pace.sleep)
+                         cache=self.cache, gate=self.gate, clock=self._pace.clock, sleep=self._pace.sleep,
+                         secrets=tuple(s for s in (self.connection.token,) if s))
 
     def _client(self) -> Github:
         """Built on first use: finding a GitHub App's installation is a call GitHub must answer."""
@@ -207,7 +207,6 @@ class _Ownership:
     def __init__(self, api: GitHubApi, *, org: str, name: str, owner_ref: str, owner_team: str) -> None:
         self.api, self.org, self.owner_team = api, org, owner_team
         self.owner_ref = canonical_ref(owner_ref)
-        self.team: dict[str, Any] = {}
         self.moved_from: str | None = None
         self._place(name)
 
@@ -222,8 +221,6 @@ class _Ownership:
         if team is None:
             raise PolicyViolation(f"team {self.owner_team!r} does not exist in the GitHub organization {self.org}",
                                   rule="owner-team-exists", field="owner")
-        self.team = team if isinstance(team, dict) else {}
-
     def read_repository(self) -> dict[str, Any] | None:
         repo: dict[str, Any] | None = self.api.get(self.base, what=f"read repository {self.locator}", missing_ok=True)
         if repo is not None:
@@ -262,9 +259,9 @@ class _Ownership:
         owner = recorded_owner(owner=marker.get("owner"), team=marker.get("team"))
         if owner is not None and not same_owner(owner, self.owner_ref):  # adopt is for unmarked repositories only
             raise ConflictError(f"repository {self.locator} is owned by {owner}", owner=owner)
-        if owner is None and self.moved_from is not None:
-            raise ConflictError(f"repository {self.moved_from} was renamed to {self.locator}, whose owner Golden "
-                                "Path cannot tell; choose another name")
+        if owner is None:  # Golden Path's marker always names its owner: this one was not written by it
+            raise ConflictError(f"repository {self.locator} has a {MARKER} that names no owner, so it was not "
+                                "created by Golden Path; choose another name")
         return bool(marker.get("publishing"))  # only the seed commit is there: a run stopped mid-publish
 
     def _is_empty(self, branch: str) -> bool:
@@ -274,13 +271,6 @@ class _Ownership:
             raise UpstreamUnavailable(f"GitHub does not show branch {branch} of {self.locator} yet (HTTP 404): it "
                                       "may still be creating the repository; retry", provider=PROVIDER)
         return status == 409  # GitHub: "Git Repository is empty."
-
-    def team_access(self, slug: str) -> str:
-        """A team's effective access here (its own grant or a parent team's), in permission words."""
-        data = self.api.get(f"/orgs/{quote(self.org)}/teams/{quote(slug)}/repos/{quote(self.org)}/{quote(self.name)}",
-                            what=f"read team {slug}'s access to {self.locator}", missing_ok=True,
-                            headers={"Accept": "application/vnd.github.v3.repository+json"})
-        return _permission_of(data) if isinstance(data, dict) else "none"
 
 
 class _Run(_Ownership):
@@ -299,12 +289,16 @@ class _Run(_Ownership):
                 "auto_init": False, "has_wiki": False, "delete_branch_on_merge": True}
         status, repo = self.api.call("POST", f"/orgs/{quote(spec.org)}/repos", body=body, accept=(422,),
                                      what=f"create repository {self.locator}")
+        answer = repo if isinstance(repo, dict) else {}
+        listed = answer.get("errors")
+        errors: list[Any] = listed if isinstance(listed, list) else []
         if status == 422:
-            if any(e.get("field") == "name" for e in repo.get("errors") or [] if isinstance(e, dict)):
+            if any(isinstance(e, dict) and e.get("field") == "name" for e in errors):
                 return None
             raise UpstreamError(f"GitHub refused to create repository {self.locator} (HTTP 422): "
-                                f"{_show(repo.get('errors') or repo.get('message'))}", provider=PROVIDER)
-        return dict(repo)
+                                f"{cap(_show(errors or answer.get('message')), 300)}", provider=PROVIDER)
+        field_of(answer, "html_url", f"create repository {self.locator}")
+        return dict(answer)
 
     def publish(self, files: dict[str, bytes], *, new: bool) -> str:
         """`new`: this run created the repository a moment ago, so it is known to be empty."""
@@ -423,34 +417,21 @@ class _Run(_Ownership):
         return sorted(field_of(data, "names", f"read the topics of {self.locator}"))
 
     def _team_setting(self) -> _Setting:
-        """The owning team's access. GitHub reports a team's effective access: a parent team's higher grant
-        shows through, and is accepted when the parent's own access explains it (a direct grant cannot be read
-        apart from it); a higher role nothing explains is a direct grant beyond what was asked, and is set."""
-        spec, team, permission = self.spec, self.spec.owner_team, self.spec.team_permission
+        """The owning team's own grant, read from the repository's teams (direct grants only): the check endpoint
+        reports effective access, where a parent team's grant would stand in for the one asked for."""
+        spec, team = self.spec, self.spec.owner_team
         team_path = f"/orgs/{quote(self.org)}/teams/{quote(team)}/repos/{quote(self.org)}/{quote(self.name)}"
-        inherited = {"access": "none"}
 
         def read() -> dict[str, str]:
-            access = self.team_access(team)
-            above = PERMISSION_RANK.get(access, -1) > PERMISSION_RANK[permission]
-            inherited["access"] = self._parent_access() if above else "none"
-            return {team: access} if access != "none" else {}
+            teams = self.api.get_all(f"{self.base}/teams", what=f"read the teams of {self.locator}")
+            for entry in teams or []:
+                if isinstance(entry, dict) and str(entry.get("slug", "")).lower() == team.lower():
+                    return {team: _permission_of(entry)}
+            return {}
 
-        def satisfied(current: dict[str, str], _wanted: Any) -> bool:
-            access = current.get(team, "none")
-            if access == permission:
-                return True
-            rank = PERMISSION_RANK.get(access, -1)
-            return rank > PERMISSION_RANK[permission] and PERMISSION_RANK.get(inherited["access"], -1) >= rank
-
-        return _Setting("teams", {team: permission}, read,
+        return _Setting("teams", {team: spec.team_permission}, read,
                         lambda: self.api.call("PUT", team_path, what=f"grant team {team} access to {self.locator}",
-                                              body={"permission": spec.team_permission}), satisfied)
-
-    def _parent_access(self) -> str:
-        parent = self.team.get("parent")
-        slug = parent.get("slug") if isinstance(parent, dict) else None
-        return self.team_access(str(slug)) if slug else "none"
+                                              body={"permission": spec.team_permission}))
 
     def _protection_setting(self) -> _Setting:
         spec, base = self.spec, self.base
@@ -467,7 +448,11 @@ class _Run(_Ownership):
             if found["id"] is None:
                 return None
             what = f"read ruleset {github_protection.RULESET_NAME} of {self.locator}"
-            return github_protection.from_ruleset(self.api.get(f"{base}/rulesets/{found['id']}", what=what))
+            data = self.api.get(f"{base}/rulesets/{found['id']}", what=what)
+            if not isinstance(data, dict):
+                raise UpstreamError(f"GitHub answered {what} without the ruleset; re-run", provider=PROVIDER,
+                                    retryable=True)
+            return github_protection.from_ruleset(data)
 
         def write() -> object:
             body, what = github_protection.ruleset_body(spec), f"protect {branch} of {self.locator} with a ruleset"
@@ -523,7 +508,9 @@ class _Run(_Ownership):
                 return granted[login.lower()]
             invitations = self.api.get_all(f"{self.base}/invitations", what=f"read the invitations of {self.locator}")
             for invitation in invitations or []:
-                invitee = str((invitation.get("invitee") or {}).get("login", "")).lower()
+                if not isinstance(invitation, dict) or not isinstance(invitation.get("invitee"), dict):
+                    continue
+                invitee = str(invitation["invitee"].get("login", "")).lower()
                 if invitee == login.lower() and not invitation.get("expired"):
                     return str(invitation.get("permissions"))
             return None
@@ -544,8 +531,11 @@ class _Run(_Ownership):
         if status == 404:
             raise PolicyViolation(f"{self.locator} has no CODEOWNERS file on {branch}, so code-owner review cannot "
                                   "be enforced", rule="codeowners", field="skeleton")
-        errors = [f"line {e.get('line')}: {e.get('message') or e.get('kind')}" for e in data.get("errors") or []
-                  if isinstance(e, dict)]
+        listed = data.get("errors") if isinstance(data, dict) else None
+        if not isinstance(listed, list):
+            raise UpstreamError(f"GitHub's CODEOWNERS check of {self.locator} answered without its list of errors; "
+                                "re-run", provider=PROVIDER, retryable=True)
+        errors = [f"line {e.get('line')}: {e.get('message') or e.get('kind')}" for e in listed if isinstance(e, dict)]
         if errors:
             raise PolicyViolation(f"CODEOWNERS of {self.locator} is not valid on GitHub: " + "; ".join(errors[:5]),
                                   rule="codeowners", field="owner")
@@ -561,6 +551,8 @@ def _permission_of(team_repository: dict[str, Any]) -> str:
 
 
 def _parse_marker(found: Any) -> dict[str, Any]:
+    if not isinstance(found, dict):  # e.g. a directory of that name: the contents API answers a list
+        return {}
     try:
         text = base64.b64decode(str(found.get("content") or "")).decode("utf-8")
         marker = yaml.safe_load(text)

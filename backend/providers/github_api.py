@@ -47,6 +47,7 @@ WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 SECONDARY_LIMIT_FIRST_WAIT = 60.0  # GitHub: "wait for at least one minute", then exponentially longer
+LONGEST_WAIT = 3600.0  # GitHub's primary limit resets hourly: a longer wait is not GitHub's to ask
 MAX_PAGES = 100
 REPOSITORY_IN_PATH = re.compile(r"/repos/([A-Za-z0-9-]{1,39})/([A-Za-z0-9._-]{1,100})(?:/|$)")
 NEXT_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="next"')
@@ -97,28 +98,38 @@ class _Cached:
 class ConditionalCache:
     """The last answer to each GET (by path, query and Accept) with its ETag, least recently used first out."""
 
-    def __init__(self, max_entries: int = 4096, max_body_bytes: int = 256 * 1024) -> None:
-        self._entries: OrderedDict[str, _Cached] = OrderedDict()
+    def __init__(self, max_entries: int = 4096, max_body_bytes: int = 256 * 1024,
+                 max_total_bytes: int = 32 * 1024 * 1024) -> None:
+        self._entries: OrderedDict[str, tuple[_Cached, int]] = OrderedDict()
         self._max_entries = max_entries
         self._max_body_bytes = max_body_bytes
+        self._max_total_bytes = max_total_bytes
+        self._total = 0
         self._lock = threading.Lock()
 
     def get(self, key: str) -> _Cached | None:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
 
     def put(self, key: str, entry: _Cached, size: int) -> None:
         with self._lock:
+            if (old := self._entries.pop(key, None)) is not None:
+                self._total -= old[1]
             if size > self._max_body_bytes:
-                self._entries.pop(key, None)
                 return
-            self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            self._entries[key] = (entry, size)
+            self._total += size
+            while len(self._entries) > self._max_entries or self._total > self._max_total_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._total -= dropped
+
+    @property
+    def total_bytes(self) -> int:
+        return self._total
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -136,8 +147,10 @@ class GitHubApi:
 
     def __init__(self, requester: Requester, *, budget_seconds: float, max_attempts: int = 6,
                  cache: ConditionalCache | None = None, gate: RateGate | None = None,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 secrets: tuple[str, ...] = ()) -> None:
         self._requester = requester
+        self._secrets = secrets
         self._budget = budget_seconds
         self._max_attempts = max_attempts
         self._cache = cache
@@ -173,7 +186,9 @@ class GitHubApi:
             items.extend(answer.data)
             if answer.next_link is None:
                 return items
-            query = _query_of_next(answer.next_link, path, what)
+            # the link's page or cursor, with the filters asked for kept (a next page cannot widen the list)
+            query = {**_query_of_next(answer.next_link, path, what), **{k: v for k, v in query.items()
+                                                                        if k not in {"page", "after", "before"}}}
         raise UpstreamError(f"GitHub's answer to {what} runs past {MAX_PAGES} pages", provider=PROVIDER)
 
     def call(self, verb: str, path: str, *, what: str, body: Any = None, params: dict[str, Any] | None = None,
@@ -221,7 +236,10 @@ class GitHubApi:
         if cached is not None:
             sent_headers["If-None-Match"] = cached.etag
         status, lowered, output = self._send(verb, path, what=what, body=body, params=params, headers=sent_headers)
-        if status == 304 and cached is not None:
+        if status == 304:
+            if cached is None:  # nothing was asked conditionally: a 304 says nothing about what is there
+                raise UpstreamError(f"GitHub answered {what} with 304 Not Modified to a plain request; re-run",
+                                    provider=PROVIDER, retryable=True)
             self.not_modified += 1
             return _Answer(200, cached.data, cached.next_link)
         data = _json(output)
@@ -232,7 +250,7 @@ class GitHubApi:
             if key is not None and self._cache is not None and status == 200 and lowered.get("etag"):
                 self._cache.put(key, _Cached(lowered["etag"], data, next_link), len(output or ""))
             return _Answer(status, data, next_link)
-        message = _message(data)
+        message = _masked(_message(data), self._secrets)
         if status in (403, 429) and (limited := self._rate_limit(status, lowered, message)) is not None:
             self._gate.pause(limited.wait)
             raise limited
@@ -253,7 +271,10 @@ class GitHubApi:
             status, response_headers, output = self._requester.requestJson(
                 verb, path, parameters=params, headers=headers or None, input=body)
         except GithubException as error:  # raised by credential handling: a GitHub App's installation token
-            raise _refusal(error.status, what, _message(error.data)) from None
+            raise _refusal(error.status, what, _masked(_message(error.data), self._secrets)) from None
+        except RecursionError:  # PyGithub follows 301s and re-asks after 202s without end
+            raise UpstreamError(f"GitHub kept redirecting {what}, or kept answering it 202 Accepted; Golden Path "
+                                "gave up", provider=PROVIDER, retryable=True) from None
         except RuntimeError:  # PyGithub refuses a redirect to another host or scheme
             raise UpstreamError(f"GitHub redirected {what} to another address; Golden Path does not follow it "
                                 "(check github.api_url)", provider=PROVIDER) from None
@@ -266,10 +287,10 @@ class GitHubApi:
 
     def _rate_limit(self, status: int, headers: dict[str, str], message: str) -> RateLimited | None:
         if (after := _seconds(headers.get("retry-after"))) is not None:
-            return RateLimited(after, "secondary")
+            return RateLimited(min(after, LONGEST_WAIT), "secondary")
         reset = _seconds(headers.get("x-ratelimit-reset"))
         if headers.get("x-ratelimit-remaining") == "0" and reset is not None:
-            return RateLimited(max(1.0, reset - self._clock()), "primary")
+            return RateLimited(min(max(1.0, reset - self._clock()), LONGEST_WAIT), "primary")
         if status == 429 or Requester.isRateLimitError(message.lower()):  # a limit that names no wait
             self._secondary_waits += 1
             return RateLimited(SECONDARY_LIMIT_FIRST_WAIT * 2 ** (self._secondary_waits - 1), "secondary")
@@ -354,10 +375,17 @@ def _json(output: str) -> Any:
 def _message(data: Any) -> str:
     if isinstance(data, dict):
         message = str(data.get("message") or "")
-        details = [str(e.get("message") or e.get("code") or "") for e in data.get("errors") or []
-                   if isinstance(e, dict)]
+        listed = data.get("errors")
+        errors: list[Any] = listed if isinstance(listed, list) else []
+        details = [str(e.get("message") or e.get("code") or "") for e in errors if isinstance(e, dict)]
         return "; ".join(part for part in [message, *details] if part)
     return ""
+
+
+def _masked(message: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return message
 
 
 def _seconds(value: str | None) -> float | None:

@@ -27,7 +27,10 @@ def wanted(spec: RepositorySpec) -> dict[str, Any]:
 
 
 def wanted_ruleset(spec: RepositorySpec) -> dict[str, Any]:
-    return {**wanted(spec), "enforcement": "active", "branches": [_ref(spec.default_branch)], "excluded": []}
+    body = ruleset_body(spec)
+    return {**wanted(spec), "enforcement": "active", "branches": [_ref(spec.default_branch)], "excluded": [],
+            "bypassActors": _actors(body["bypass_actors"]),
+            "strictStatusChecks": bool(spec.protection.required_status_checks)}
 
 
 def classic_body(spec: RepositorySpec) -> dict[str, Any]:
@@ -89,26 +92,46 @@ def ruleset_body(spec: RepositorySpec) -> dict[str, Any]:
 
 
 def from_ruleset(data: dict[str, Any]) -> dict[str, Any]:
-    rules = {str(r.get("type")): r.get("parameters") or {} for r in data.get("rules") or [] if isinstance(r, dict)}
+    data = data if isinstance(data, dict) else {}
+    rules = {str(r.get("type")): r["parameters"] if isinstance(r.get("parameters"), dict) else {}
+             for r in _listed(data.get("rules")) if isinstance(r, dict)}
     reviews = rules.get("pull_request")
     checks = rules.get("required_status_checks") or {}
-    ref_name = (data.get("conditions") or {}).get("ref_name") or {}
+    ref_name = _mapping(_mapping(data.get("conditions")).get("ref_name"))
     enforcement = data.get("enforcement") if data.get("target", "branch") == "branch" else "not on branches"
     return {
         "requiredApprovingReviews": None if reviews is None else reviews.get("required_approving_review_count", 0),
         "requireCodeOwnerReviews": bool((reviews or {}).get("require_code_owner_review")),
         "dismissStaleReviews": bool((reviews or {}).get("dismiss_stale_reviews_on_push")),
-        "requiredStatusChecks": sorted(str(c.get("context")) for c in checks.get("required_status_checks") or []
+        "requiredStatusChecks": sorted(str(c.get("context")) for c in _listed(checks.get("required_status_checks"))
                                        if isinstance(c, dict)),
         "enforceAdmins": not data.get("bypass_actors"),
+        "bypassActors": _actors(_listed(data.get("bypass_actors"))),
         "requiredLinearHistory": "required_linear_history" in rules,
         "requiredConversationResolution": bool((reviews or {}).get("required_review_thread_resolution")),
         "allowForcePushes": "non_fast_forward" not in rules,
         "allowDeletions": "deletion" not in rules,
         "enforcement": enforcement,
-        "branches": sorted(ref_name.get("include") or []),
-        "excluded": sorted(ref_name.get("exclude") or []),
+        "branches": sorted(str(b) for b in _listed(ref_name.get("include"))),
+        "excluded": sorted(str(b) for b in _listed(ref_name.get("exclude"))),
+        # checks that bind: tested on the latest code, and not waived when a branch is created
+        "strictStatusChecks": bool(checks.get("strict_required_status_checks_policy"))
+        and not checks.get("do_not_enforce_on_create"),
     }
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _actors(actors: Any) -> list[str]:
+    """Who may bypass the ruleset, as `type:id:mode`: only the repository admin role, and only when asked."""
+    return sorted(f"{a.get('actor_type')}:{a.get('actor_id')}:{a.get('bypass_mode', 'always')}"
+                  for a in actors or [] if isinstance(a, dict))
 
 
 def _ref(branch: str) -> str:

@@ -267,7 +267,9 @@ def test_the_ruleset_is_exactly_what_was_asked(github: GitHubEmulator, host: Git
         "enforceAdmins": protection.enforce_admins, "requiredLinearHistory": protection.required_linear_history,
         "requiredConversationResolution": protection.required_conversation_resolution,
         "allowForcePushes": False, "allowDeletions": False, "enforcement": "active",
-        "branches": ["refs/heads/main"], "excluded": []}
+        "branches": ["refs/heads/main"], "excluded": [],
+        "bypassActors": [] if protection.enforce_admins else ["RepositoryRole:5:always"],
+        "strictStatusChecks": bool(protection.required_status_checks)}
 
 
 def test_the_protected_branch_is_the_default_branch_asked_for(github: GitHubEmulator, host: GitHubHost) -> None:

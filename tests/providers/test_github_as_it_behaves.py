@@ -98,7 +98,7 @@ def test_a_parent_teams_higher_role_does_not_fail_a_correct_run(github: GitHubEm
     result, changes = ensure(host, spec, files)
     assert writes_since(github, mark) == []
     assert {c.kind: c.outcome.value for c in changes}["repository.teams"] == "unchanged"
-    assert result.settings["teams"] == {"team-payments": "admin"}  # what is in force, inherited
+    assert result.settings["teams"] == {"team-payments": "push"}  # its own grant, which the parent's does not hide
 
 
 def test_a_direct_grant_above_what_was_asked_is_set_back(github: GitHubEmulator) -> None:
