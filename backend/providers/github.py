@@ -57,6 +57,7 @@ MARKER = ".goldenpath.yaml"
 SEED_MESSAGE = "Golden Path: initialise the repository"
 ROLE_OF_PERMISSION = {"pull": "read", "triage": "triage", "push": "write", "maintain": "maintain", "admin": "admin"}
 ROLE_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
+UNREADABLE = "unreadable"  # a grant Golden Path's credentials may not see
 REPOSITORY_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$")
 CREATING_STATUSES = (404, 409)  # what GitHub answers about a repository it is still creating
 
@@ -490,12 +491,13 @@ class _Run(_Ownership):
         return None if data is None else github_protection.from_classic(data)
 
     def _collaborator(self, login: str, permission: str) -> _Setting:
-        """A person's access. GitHub lists direct collaborators with their highest role from any grant (team,
-        organization base role): a direct grant read with a higher role is accepted, as its own level cannot be
-        read apart; a pending invitation holds exactly the permission it offers."""
+        """A person's access. GitHub lists direct collaborators with their highest role from any grant (a team,
+        the organization's base role), so a role above the one asked for is accepted when such a grant explains
+        it, and otherwise is the direct grant raised beyond what was asked, which is set back. A pending
+        invitation holds exactly the permission it offers."""
         path = f"{self.base}/collaborators/{quote(login)}"
         role = ROLE_OF_PERMISSION.get(permission, permission)
-        direct = {"granted": False}
+        seen: dict[str, Any] = {"direct": False, "explained": None}
 
         def read() -> str | None:
             # direct grants only: people with access through teams or the base role only are not collaborators
@@ -503,9 +505,12 @@ class _Run(_Ownership):
                                       params={"affiliation": "direct"})
             granted = {str(c.get("login", "")).lower(): str(c.get("role_name") or "") for c in listed or []
                        if isinstance(c, dict)}
-            direct["granted"] = login.lower() in granted
-            if direct["granted"]:
-                return granted[login.lower()]
+            seen["direct"], seen["explained"] = login.lower() in granted, None
+            if seen["direct"]:
+                current = granted[login.lower()]
+                above = ROLE_RANK.get(current, -1) > ROLE_RANK[role]
+                seen["explained"] = self._role_from_other_grants(login) if above else None
+                return current
             invitations = self.api.get_all(f"{self.base}/invitations", what=f"read the invitations of {self.locator}")
             for invitation in invitations or []:
                 if not isinstance(invitation, dict) or not isinstance(invitation.get("invitee"), dict):
@@ -518,11 +523,37 @@ class _Run(_Ownership):
         def satisfied(current: str | None, wanted: str) -> bool:
             if current == wanted:
                 return True
-            return direct["granted"] and ROLE_RANK.get(str(current), -1) > ROLE_RANK[wanted]
+            rank = ROLE_RANK.get(str(current), -1)
+            explained = seen["explained"]
+            return bool(seen["direct"]) and rank > ROLE_RANK[wanted] and (
+                explained == UNREADABLE or ROLE_RANK.get(str(explained), -1) >= rank)
 
         return _Setting(f"collaborator {login}", role, read,
                         lambda: self.api.call("PUT", path, what=f"invite {login} to {self.locator}",
                                               body={"permission": permission}), satisfied)
+
+    def _role_from_other_grants(self, login: str) -> str:
+        """The highest role `login` holds here other than directly: the organization's base role (members only)
+        and the roles of the repository's teams they belong to. UNREADABLE when the base role is hidden from
+        Golden Path's credentials (it is shown to organization owners and apps that may read administration)."""
+        member, _ = self.api.call("GET", f"/orgs/{quote(self.org)}/members/{quote(login)}", accept=(302, 404),
+                                  what=f"check whether {login} is a member of {self.org}")
+        if member != 204:
+            return "none"
+        org = self.api.get(f"/orgs/{quote(self.org)}", what=f"read organization {self.org}")
+        base = org.get("default_repository_permission") if isinstance(org, dict) else None
+        if base is None:
+            return UNREADABLE
+        roles = [str(base)]
+        for entry in self.api.get_all(f"{self.base}/teams", what=f"read the teams of {self.locator}") or []:
+            slug = str(entry.get("slug", "")) if isinstance(entry, dict) else ""
+            if not slug:
+                continue
+            membership = self.api.get(f"/orgs/{quote(self.org)}/teams/{quote(slug)}/memberships/{quote(login)}",
+                                      what=f"read {login}'s membership of team {slug}", missing_ok=True)
+            if isinstance(membership, dict) and membership.get("state") == "active":
+                roles.append(ROLE_OF_PERMISSION.get(_permission_of(entry), "none"))
+        return max(roles, key=lambda r: ROLE_RANK.get(r, -1))
 
     def _check_codeowners(self) -> str:
         branch = self.spec.default_branch

@@ -75,3 +75,9 @@ def teams_with_direct_grant(org: Org, repo: Repo) -> list[tuple[str, str]]:
         return []
     return [(slug, direct_team_role(org, slug, repo.name)) for slug in sorted(org.team_repos)
             if repo.name in org.team_repos[slug]]
+
+
+def team_members(org: Org, slug: str) -> set[str]:
+    """A team's members, the members of its child teams included (as GitHub counts them)."""
+    return {login for child, members in org.team_members.items() if slug in team_lineage(org, child)
+            for login in members}

@@ -499,6 +499,27 @@ class GitHubEmulator:
 
     # --- operations: organization, installation, repository -------------------------------------
 
+    def get_org(self, args: dict[str, str], _body: Any, _query: Any, _who: str) -> Reply:
+        org = self.orgs.get(args["org"])
+        if org is None:
+            raise GitHubError(404, "Not Found")
+        return 200, {**payloads.organization(self.api_url, self.web_url, org.login, org.id),
+                     "default_repository_permission": org.base_permission}
+
+    def check_member(self, args: dict[str, str], _body: Any, _query: Any, _who: str) -> Reply:
+        org = self.orgs.get(args["org"])
+        if org is None or args["username"] not in org.members:
+            raise GitHubError(404, "Not Found")
+        return 204, None
+
+    def get_team_membership(self, args: dict[str, str], _body: Any, _query: Any, _who: str) -> Reply:
+        org = self.orgs.get(args["org"])
+        slug, login = args["team_slug"], args["username"]
+        if org is None or slug not in org.teams or login not in access.team_members(org, slug):
+            raise GitHubError(404, "Not Found")
+        return 200, {"url": f"{self.api_url}/orgs/{org.login}/teams/{slug}/memberships/{login}", "role": "member",
+                     "state": "active"}
+
     def get_team(self, args: dict[str, str], _body: Any, _query: Any, _who: str) -> Reply:
         org = self.orgs.get(args["org"])
         slug = args["team_slug"]

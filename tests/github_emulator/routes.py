@@ -7,7 +7,10 @@ import re
 PATH_LIKE = {"ref", "path", "branch"}  # parameters GitHub documents as able to hold '/'
 
 ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/orgs/{org}", "get_org"),
+    ("GET", "/orgs/{org}/members/{username}", "check_member"),
     ("GET", "/orgs/{org}/teams/{team_slug}", "get_team"),
+    ("GET", "/orgs/{org}/teams/{team_slug}/memberships/{username}", "get_team_membership"),
     ("GET", "/orgs/{org}/installation", "get_org_installation"),
     ("POST", "/app/installations/{installation_id}/access_tokens", "create_installation_token"),
     ("POST", "/orgs/{org}/repos", "create_repo"),

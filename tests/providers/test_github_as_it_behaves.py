@@ -147,6 +147,21 @@ def test_a_person_reached_only_through_a_team_is_granted_directly(github: GitHub
     spec, files = make_spec(collaborators=(("alice", "triage"),)), skeleton_files()
     ensure(host, spec, files)  # team-payments has maintain: alice's effective role is higher, her direct grant asked
     assert github.repos[(GITHUB_ORG, spec.name)].collaborators == {"alice": "triage"}
+    mark = len(github.log)
+    result, _ = ensure(host, spec, files)
+    assert writes_since(github, mark) == [] and result.settings["collaborators"] == {"alice": "maintain"}
+
+
+def test_a_direct_collaborator_raised_by_hand_is_set_back(github: GitHubEmulator) -> None:
+    host = host_for(github)
+    spec, files = make_spec(collaborators=(("alice", "push"),)), skeleton_files()
+    ensure(host, spec, files)
+    github.repos[(GITHUB_ORG, spec.name)].collaborators["alice"] = "admin"  # no team or base role explains it
+    mark = len(github.log)
+    result, _ = ensure(host, spec, files)
+    assert writes_since(github, mark) == [f"PUT {COLLABORATOR}"]
+    assert github.repos[(GITHUB_ORG, spec.name)].collaborators == {"alice": "write"}
+    assert result.settings["collaborators"] == {"alice": "write"}
 
 
 def test_a_collaborator_grant_that_did_not_apply_fails_closed_despite_the_base_role(github: GitHubEmulator) -> None:
