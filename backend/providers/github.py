@@ -44,6 +44,7 @@ from backend.ownership import canonical_ref, same_owner
 from backend.providers import github_protection
 from backend.providers.changes import Change, Outcome
 from backend.providers.github_api import PROVIDER, ConditionalCache, GitHubApi, RateGate, field_of
+from backend.providers.github_http import GitHubTransport
 from backend.providers.journal import intend
 from backend.providers.repositories import (
     RepositoryHost,
@@ -115,33 +116,43 @@ class GitHubHost(RepositoryHost):
         self.cache = ConditionalCache() if connection.conditional_requests else None
         self.gate = RateGate(clock)
         self._pace = _Pace(connection.creation_window_seconds, clock, sleep)
-        self._github: Github | None = None
-        self._lock = threading.Lock()
+        self._http: GitHubTransport | None = None
+        self._auth: Auth.Auth | None = None
+        self._lock = threading.RLock()
 
     def api(self) -> GitHubApi:
-        return GitHubApi(self._client().requester, budget_seconds=self.connection.rate_limit_budget_seconds,
+        return GitHubApi(self._transport(), budget_seconds=self.connection.rate_limit_budget_seconds,
                          cache=self.cache, gate=self.gate, clock=self._pace.clock, sleep=self._pace.sleep,
                          secrets=tuple(s for s in (self.connection.token,) if s))
 
-    def _client(self) -> Github:
-        """Built on first use: finding a GitHub App's installation is a call GitHub must answer."""
+    def _transport(self) -> GitHubTransport:
         with self._lock:
-            if self._github is None:
+            if self._http is None:
                 connection = self.connection
+                self._http = GitHubTransport(
+                    api_url=connection.api_url, auth=self._credentials, timeout_seconds=connection.timeout_seconds,
+                    seconds_between_requests=connection.seconds_between_requests,
+                    seconds_between_writes=connection.seconds_between_writes)
+            return self._http
+
+    def _credentials(self) -> Auth.Auth:
+        """A token, or a GitHub App installation's token (PyGithub mints and refreshes it), found on first use:
+        finding the installation is a call GitHub must answer."""
+        with self._lock:
+            if self._auth is None:
                 try:
-                    auth = _auth(connection, self.org)
+                    auth = _auth(self.connection, self.org)
                 except GithubException as error:
                     raise UpstreamError(f"GitHub App: no installation for organization {self.org} "
                                         f"(HTTP {error.status})", provider=PROVIDER) from None
                 except requests.RequestException as error:
                     raise UpstreamUnavailable(f"GitHub did not answer the App installation lookup "
                                               f"({type(error).__name__})", provider=PROVIDER) from None
-                self._github = Github(
-                    base_url=connection.api_url.rstrip("/"), auth=auth,
-                    timeout=int(connection.timeout_seconds), retry=None, lazy=True, user_agent="goldenpath",
-                    seconds_between_requests=connection.seconds_between_requests or None,
-                    seconds_between_writes=connection.seconds_between_writes or None)
-            return self._github
+                # the requester PyGithub gives an App installation's credentials, to mint their tokens
+                client = Github(base_url=self.connection.api_url.rstrip("/"), auth=auth, retry=None, lazy=True,
+                                timeout=int(self.connection.timeout_seconds), user_agent="goldenpath")
+                self._auth = client.requester.auth or auth
+            return self._auth
 
     def ensure_repository(
         self, spec: RepositorySpec, files: dict[str, bytes], *, adopt: bool, dry_run: bool,

@@ -1,8 +1,7 @@
-"""GitHubApi: REST calls by their documented paths, through PyGithub's requester, within GitHub's limits.
+"""GitHubApi: REST calls by their documented paths, through GitHubTransport, within GitHub's limits.
 
-PyGithub gives authentication (token or GitHub App installation, refreshed), the base URL (GitHub.com or
-Enterprise Server) and connection pooling. Calls name the documented path (`/repos/{owner}/{repo}/...`)
-rather than following `url` fields, so every request is one GitHub's OpenAPI description lists.
+Calls name the documented path (`/repos/{owner}/{repo}/...`) rather than following `url` fields, so every
+request is one GitHub's OpenAPI description lists.
 
 - **Rate limits**, as GitHub's guidance orders them: a 403/429 carrying `retry-after` waits that long;
   `x-ratelimit-remaining: 0` waits until `x-ratelimit-reset`; a secondary limit that names no wait waits a
@@ -13,9 +12,10 @@ rather than following `url` fields, so every request is one GitHub's OpenAPI des
   which does not count against the rate limit, when nothing changed (`ConditionalCache`).
 - **Pagination**: `get_all` follows the `Link` header's `rel="next"`, taking only its query: the token is
   never sent to an address GitHub's answer names.
-- **Redirects**: GitHub answers 301 (reads) or 307 (writes) for a renamed or transferred repository.
-  PyGithub follows a 301 on its own; the provider notices by the repository's `full_name`. Any redirect
-  that reaches here is a named, retryable problem: a re-run reads the repository afresh.
+- **Redirects**: GitHub answers 301 (reads) or 307 (writes) for a renamed or transferred repository. A read
+  follows at most 3 redirects that stay on the API (its filters kept); the provider notices a rename by the
+  repository's `full_name`. A redirected write is a named, retryable problem: a re-run reads the repository
+  afresh. A 202 (GitHub still computing an answer) is retried like a 5xx, within the run's limits.
 
 Nothing from a request's headers reaches an error or a log line, and GitHub's own `message` is the only
 part of a response body that does.
@@ -41,6 +41,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.stop import stop_base
 
 from backend.errors import UpstreamError, UpstreamUnavailable, cap
+from backend.providers.github_http import GitHubTransport
 
 PROVIDER = "github"
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -49,6 +50,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 SECONDARY_LIMIT_FIRST_WAIT = 60.0  # GitHub: "wait for at least one minute", then exponentially longer
 LONGEST_WAIT = 3600.0  # GitHub's primary limit resets hourly: a longer wait is not GitHub's to ask
 MAX_PAGES = 100
+MAX_REDIRECTS = 3
 REPOSITORY_IN_PATH = re.compile(r"/repos/([A-Za-z0-9-]{1,39})/([A-Za-z0-9._-]{1,100})(?:/|$)")
 NEXT_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="next"')
 HINTS = {
@@ -145,11 +147,11 @@ class _Answer:
 class GitHubApi:
     """One run's view of the API: counts its calls, shares one rate-limit budget across them."""
 
-    def __init__(self, requester: Requester, *, budget_seconds: float, max_attempts: int = 6,
+    def __init__(self, transport: GitHubTransport, *, budget_seconds: float, max_attempts: int = 6,
                  cache: ConditionalCache | None = None, gate: RateGate | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  secrets: tuple[str, ...] = ()) -> None:
-        self._requester = requester
+        self._transport = transport
         self._secrets = secrets
         self._budget = budget_seconds
         self._max_attempts = max_attempts
@@ -236,6 +238,12 @@ class GitHubApi:
         if cached is not None:
             sent_headers["If-None-Match"] = cached.etag
         status, lowered, output = self._send(verb, path, what=what, body=body, params=params, headers=sent_headers)
+        for _ in range(MAX_REDIRECTS):  # a read follows a renamed repository, on this API only, filters kept
+            target = self._transport.follow(lowered.get("location", "")) if verb == "GET" else None
+            if status not in REDIRECT_STATUSES or target is None:
+                break
+            status, lowered, output = self._send(verb, target[0], what=what, body=body,
+                                                 params={**target[1], **(params or {})}, headers=sent_headers)
         if status == 304:
             if cached is None:  # nothing was asked conditionally: a 304 says nothing about what is there
                 raise UpstreamError(f"GitHub answered {what} with 304 Not Modified to a plain request; re-run",
@@ -268,22 +276,18 @@ class GitHubApi:
         else:
             self.reads += 1
         try:
-            status, response_headers, output = self._requester.requestJson(
-                verb, path, parameters=params, headers=headers or None, input=body)
+            status, response_headers, output = self._transport.request(verb, path, params=params, headers=headers,
+                                                                       body=body)
         except GithubException as error:  # raised by credential handling: a GitHub App's installation token
             raise _refusal(error.status, what, _masked(_message(error.data), self._secrets)) from None
-        except RecursionError:  # PyGithub follows 301s and re-asks after 202s without end
-            raise UpstreamError(f"GitHub kept redirecting {what}, or kept answering it 202 Accepted; Golden Path "
-                                "gave up", provider=PROVIDER, retryable=True) from None
-        except RuntimeError:  # PyGithub refuses a redirect to another host or scheme
-            raise UpstreamError(f"GitHub redirected {what} to another address; Golden Path does not follow it "
-                                "(check github.api_url)", provider=PROVIDER) from None
         except requests.RequestException as error:
             if verb in WRITE_VERBS:  # a write may have landed: let the run's re-run converge instead
                 raise UpstreamUnavailable(f"GitHub did not answer {what} ({type(error).__name__})",
                                           provider=PROVIDER) from None
             raise Transient(type(error).__name__) from None
-        return status, {k.lower(): v for k, v in response_headers.items()}, output
+        if status == 202 and verb == "GET":  # GitHub is still computing the answer: ask again, within limits
+            raise Transient("HTTP 202, still computing")
+        return status, response_headers, output
 
     def _rate_limit(self, status: int, headers: dict[str, str], message: str) -> RateLimited | None:
         if (after := _seconds(headers.get("retry-after"))) is not None:

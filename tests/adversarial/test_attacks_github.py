@@ -182,6 +182,48 @@ def test_the_budget_holds_in_total_across_the_calls_of_one_run(github: GitHubEmu
     assert sum(time.slept) <= 5
 
 
+def test_a_202_that_never_ends_does_not_hang_the_run(crafted: Any) -> None:
+    """PyGithub's requester re-asks a 202 every 2 s of real time without end; Golden Path's own transport retries it
+    like a 5xx: a few times, on the run's clock, then a named retryable problem."""
+    server = crafted(lambda m, p, q: (202, {}, {}))
+    time = FakeTime()
+    with pytest.raises(UpstreamUnavailable, match="HTTP 202") as raised:
+        crafted_host(server, time).check_repository(ORG, "svc", owner_ref="group:default/team-payments")
+    assert raised.value.retryable and len(server.requests) <= 6 and sum(time.slept) < 10
+
+
+def test_a_redirect_loop_on_the_same_host_is_bounded(crafted: Any) -> None:
+    def route(method: str, path: str, _q: Any) -> Answer:
+        return 301, {"location": "/b" if path.endswith("/a") or path.startswith("/orgs") else "/a"}, {
+            "message": "Moved Permanently", "documentation_url": "https://docs.github.com"}
+
+    server = crafted(route)
+    with pytest.raises(UpstreamError, match="HTTP 301") as raised:
+        crafted_host(server).check_repository(ORG, "svc", owner_ref="group:default/team-payments")
+    assert raised.value.retryable and len(server.requests) <= 4
+
+
+def test_a_redirect_to_another_host_is_not_followed_with_the_token(crafted: Any) -> None:
+    elsewhere = crafted(lambda m, p, q: (200, {}, {"slug": "team-payments"}))
+    server = crafted(lambda m, p, q: (301, {"location": f"{elsewhere.url}{p}"}, {
+        "message": "Moved Permanently", "documentation_url": "https://docs.github.com"}))
+    with pytest.raises(UpstreamError, match="HTTP 301"):
+        crafted_host(server).check_repository(ORG, "svc", owner_ref="group:default/team-payments")
+    assert elsewhere.requests == []
+
+
+def test_a_followed_redirect_keeps_the_filter_golden_path_asked_for(github: GitHubEmulator) -> None:
+    host = host_for(github)
+    spec, files = make_spec(collaborators=(("alice", "push"),)), skeleton_files()
+    ensure(host, spec, files)
+    github.rename(GITHUB_ORG, spec.name, f"{spec.name}-renamed")
+    api = host.api()
+    github.orgs[GITHUB_ORG].base_permission = "read"  # everyone in the org can read: only direct grants may be listed
+    listed = api.get_all(f"/repos/{GITHUB_ORG}/{spec.name}/collaborators", what="list",
+                         params={"affiliation": "direct"})
+    assert [c["login"] for c in listed or []] == ["alice"]
+
+
 def test_a_link_to_another_host_never_receives_the_token(crafted: Any) -> None:
     other = crafted(lambda m, p, q: (200, {}, []))
 
