@@ -186,7 +186,7 @@ class GitHubSettings:
     # looked up from the organization when absent (or blank)
     app_installation_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = None
     timeout_seconds: Seconds = 15.0
-    # GitHub asks integrators to pace requests, writes especially; PyGithub applies these gaps
+    # GitHub asks integrators to pace requests, writes especially; every run of the process keeps these gaps
     seconds_between_requests: Seconds = 0.25
     seconds_between_writes: Seconds = 1.0
     # longest total wait for rate limits in one run before it answers 503; a secondary limit naming no wait asks for
