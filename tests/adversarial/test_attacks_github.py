@@ -25,24 +25,12 @@ from backend.providers.repositories import Protection
 from tests.conftest import GITHUB_ORG
 from tests.github_emulator import GitHubEmulator
 from tests.providers.test_github import ensure, host_for, make_spec, skeleton_files
+from tests.providers.test_github_as_it_behaves import FakeTime
 
 TOKEN = "ghp_crafted" + "s3cr3t" * 6
 ORG = "acme"
 Answer = tuple[int, dict[str, str], Any]
 STOP_AFTER = 40  # the crafted server ends a loop itself after this many requests, to keep the test fast
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 # --- a hostile GitHub-compatible server ----------------------------------------------------------------------
