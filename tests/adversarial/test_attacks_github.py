@@ -476,7 +476,7 @@ def test_a_foreign_bypass_actor_is_not_read_as_conformant(github: GitHubEmulator
     host = host_for(github)
     spec = make_spec(protection=Protection(required_status_checks=("ci",), enforce_admins=False, mode="ruleset"))
     ensure(host, spec, skeleton_files())
-    our_ruleset(github, spec.name)["bypass_actors"] = [actor]
+    our_ruleset(github, spec.name)["bypass_actors"].append(actor)  # beside the one asked for
     ensure(host, spec, skeleton_files())
     assert our_ruleset(github, spec.name)["bypass_actors"] == [
         {"actor_id": 5, "actor_type": "RepositoryRole", "bypass_mode": "always"}]

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = Path(__file__).with_name("catalogue")  # one YAML list per area
 IGNORED = shutil.ignore_patterns(".git", ".venv", "var", "node_modules", "__pycache__", "*.pyc", ".mypy_cache",
                                  ".ruff_cache", ".pytest_cache", "*.egg-info", "build", "dist")
-TIMEOUT_SECONDS = 300
+TIMEOUT_SECONDS = 60  # a guard that hangs under a mutant catches it; the slowest kill takes ~30 s
 # imported once per worker, before any fork: everything heavy that is not ours (our code must load mutated), pytest
 # plugins included (the child then tells pytest not to warn that it cannot rewrite their asserts)
 PRELOAD = ("pytest", "_pytest.python", "hypothesis", "hypothesis.strategies", "schemathesis", "schemathesis.pytest",

@@ -309,14 +309,14 @@ def test_the_budget_counts_every_wait_of_the_run(github: GitHubEmulator) -> None
 
 def test_every_list_is_read_to_its_last_page(github: GitHubEmulator) -> None:
     host = host_for(github)
-    for index in range(130):
+    for index in range(101):  # GitHub's largest page is 100
         github.add_user(f"user{index:03d}")
     github.add_user("zoe")
     github.add_org(GITHUB_ORG, members=("zed",))
     spec, files = make_spec(collaborators=(("zed", "push"), ("zoe", "pull"))), skeleton_files()
     ensure(host, spec, files)
     repo = github.repos[(GITHUB_ORG, spec.name)]
-    for index in range(130):  # direct collaborators and invitations before ours, in GitHub's order
+    for index in range(101):  # direct collaborators and invitations before ours, in GitHub's order
         github.orgs[GITHUB_ORG].members.add(f"user{index:03d}")
         repo.collaborators[f"user{index:03d}"] = "read"
         repo.invitations[f"user{index:03d}x"] = "read"
@@ -334,7 +334,7 @@ def test_our_ruleset_is_found_past_the_first_page(github: GitHubEmulator) -> Non
     spec, files = ruleset_spec(), skeleton_files()
     ensure(host, spec, files)
     api = host.api()
-    for index in range(120):
+    for index in range(101):
         api.call("POST", f"/repos/{GITHUB_ORG}/{spec.name}/rulesets", what="add a ruleset", body={
             "name": f"aaa-{index:03d}", "target": "branch", "enforcement": "evaluate", "rules": [{"type": "deletion"}]})
     mark = len(github.log)
