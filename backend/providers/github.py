@@ -59,7 +59,7 @@ SEED_MESSAGE = "Golden Path: initialise the repository"
 ROLE_OF_PERMISSION = {"pull": "read", "triage": "triage", "push": "write", "maintain": "maintain", "admin": "admin"}
 ROLE_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
 UNREADABLE = "unreadable"  # a grant Golden Path's credentials may not see
-REPOSITORY_NAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}$")
+REPOSITORY_NAME = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,100}")  # fullmatch: no trailing newline slips by
 CREATING_STATUSES = (404, 409)  # what GitHub answers about a repository it is still creating
 
 
@@ -245,7 +245,7 @@ class _Ownership:
         owner, _, name = full_name.partition("/")
         if full_name.lower() == self.locator.lower():
             return
-        if owner.lower() != self.org.lower() or not REPOSITORY_NAME.match(name):
+        if owner.lower() != self.org.lower() or not REPOSITORY_NAME.fullmatch(name):
             raise ConflictError(f"repository {self.locator} was transferred to {full_name}: Golden Path manages "
                                 f"repositories of {self.org} only; move it back or choose another name")
         self.moved_from = self.moved_from or self.locator
