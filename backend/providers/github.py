@@ -10,9 +10,10 @@ history. GitHub creates repositories asynchronously: for a moment after creation
 Settings (description, visibility, default branch, topics, team access, collaborators, branch
 protection as a repository ruleset or classic protection) are each read, compared and written only when
 they differ, then read back: what GitHub reports is what the action returns, and anything GitHub did not
-apply fails the run (fail closed). A team's own grant is read from the repository's teams (direct grants);
-a person's role GitHub reports as the highest from any grant, so a direct collaborator read with a higher
-role than asked for is accepted (the direct level cannot be read apart through REST).
+apply fails the run (fail closed). A team's own grant is read from the repository's teams (direct grants).
+GitHub reports a person's highest role from any grant, so a direct collaborator read with a higher role than
+asked for is accepted when a team of the repository or the organization's base role explains it, and is set
+back otherwise (REST cannot show the direct level apart from a higher inherited one).
 CODEOWNERS must exist and be valid by GitHub's own check.
 
 Ownership lives in the repository: `.goldenpath.yaml` names the skeleton, the owner (a full entity ref)
