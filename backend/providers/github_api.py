@@ -334,8 +334,8 @@ def _query_of_next(link: str, path: str, what: str) -> dict[str, Any]:
     """The next page's query. Only a link to the same operation is followed, and only its query is used."""
     parsed = urlparse(link)
     if not parsed.path.endswith(path):
-        raise UpstreamError(f"GitHub's next page of {what} points elsewhere; Golden Path does not follow it",
-                            provider=PROVIDER)
+        raise UpstreamError(f"GitHub's next page of {what} points elsewhere (a repository renamed meanwhile?); "
+                            "Golden Path does not follow it: re-run", provider=PROVIDER, retryable=True)
     return dict(parse_qsl(parsed.query))
 
 
