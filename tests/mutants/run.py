@@ -40,6 +40,7 @@ CATALOGUE = Path(__file__).with_name("catalogue")  # one YAML list per area
 IGNORED = shutil.ignore_patterns(".git", ".venv", "var", "node_modules", "__pycache__", "*.pyc", ".mypy_cache",
                                  ".ruff_cache", ".pytest_cache", "*.egg-info", "build", "dist")
 TIMEOUT_SECONDS = 60  # a guard that hangs under a mutant catches it; the slowest kill takes ~30 s
+BASELINE_TIMEOUT_SECONDS = 1200  # every guard test at once, on the unmutated code
 # imported once per worker, before any fork: everything heavy that is not ours (our code must load mutated), pytest
 # plugins included (the child then tells pytest not to warn that it cannot rewrite their asserts)
 PRELOAD = ("pytest", "_pytest.python", "hypothesis", "hypothesis.strategies", "schemathesis", "schemathesis.pytest",
@@ -91,7 +92,7 @@ def copy_of_the_code() -> Iterator[Path]:
 
 # --- a worker: preload, then one forked pytest per mutant ---------------------------------------------------
 
-def forked_pytest(copy: Path, tests: tuple[str, ...], log: Path) -> int:
+def forked_pytest(copy: Path, tests: tuple[str, ...], log: Path, timeout: float = TIMEOUT_SECONDS) -> int:
     """Run pytest on `tests` in a child forked from this preloaded process; its exit code (-1: timed out)."""
     pid = os.fork()
     if pid == 0:  # the child: fresh imports of our code, pytest in-process, never back into the parent's loop
@@ -110,7 +111,7 @@ def forked_pytest(copy: Path, tests: tuple[str, ...], log: Path) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    deadline = time.monotonic() + TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
@@ -157,7 +158,7 @@ def serve(copy: Path, ids: list[str], *, baseline_only: bool) -> int:
     log = copy.parent / "pytest.log"
     if baseline_only:
         guards = tuple(sorted({test for i in ids for test in mutants[i].tests}))
-        code = forked_pytest(copy, guards, log)
+        code = forked_pytest(copy, guards, log, timeout=BASELINE_TIMEOUT_SECONDS)
         if code != 0:
             print(log.read_text(encoding="utf-8", errors="replace")[-4000:], file=sys.stderr)
         return code
