@@ -37,17 +37,21 @@ from backend.redaction import Redactor
 from backend.services.auth import Authenticator
 from backend.services.catalog_feed import CatalogFeed
 from backend.services.catalog_refresh import CatalogRefresher
+from backend.services.conformance import ConformanceChecker, ConformanceStores
 from backend.services.identity import Identities
 from backend.services.metrics import Metrics
+from backend.services.reconciler import Reconciler
 from backend.services.registry import ActionRegistry
-from backend.services.runner import Runner, Stores
+from backend.services.runner import Runner, Stores, policy_from
 from backend.services.schema_export import describe
 from backend.services.takeover import TakeoverSweeper
 from backend.settings import GitHubSettings, Settings, load_settings
 from backend.store.audit import AuditStore
 from backend.store.claims import ClaimStore
+from backend.store.conformance import ConformanceStore
 from backend.store.database import Database
 from backend.store.inventory import InventoryStore
+from backend.store.locks import Locks
 from backend.store.runs import RunStore
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
@@ -67,6 +71,8 @@ class Services:
     secrets_store: SecretsStore | None
     catalog_feed: CatalogFeed
     identities: Identities
+    conformance: ConformanceChecker
+    reconciler: Reconciler
     _descriptions: list[dict[str, Any]] = field(default_factory=list)
 
     def action_descriptions(self) -> list[dict[str, Any]]:
@@ -114,12 +120,22 @@ def build_services(
                           default_skeleton=settings.repositories.default_skeleton,
                           inventory=stores.inventory, claims=ClaimStore(database), public_url=settings.base_url)
     refresher = build_catalog_refresher(settings, metrics, redactor)
+    on_inventory_change = refresher.request if refresher else None
     runner = Runner(registry=registry, stores=stores, providers=providers, settings=settings,
-                    redactor=redactor, metrics=metrics, on_inventory_change=refresher.request if refresher else None)
+                    redactor=redactor, metrics=metrics, on_inventory_change=on_inventory_change)
+    conformance_store = ConformanceStore(database)
+    providers.conformance = conformance = ConformanceChecker(
+        registry=registry, stores=ConformanceStores(database=database, runs=stores.runs, audit=stores.audit,
+                                                    inventory=stores.inventory, conformance=conformance_store),
+        providers=providers, policy=policy_from(settings), redactor=redactor, on_status_change=on_inventory_change)
+    metrics.count_conformance(conformance_store.counts)
     return Services(settings=settings, database=database, stores=stores, registry=registry, runner=runner,
                     authenticator=Authenticator(settings.auth), metrics=metrics, redactor=redactor,
                     secrets_store=secrets_store, catalog_feed=CatalogFeed(stores.inventory),
-                    identities=build_identities(settings, redactor))
+                    identities=build_identities(settings, redactor), conformance=conformance,
+                    reconciler=Reconciler(conformance, Locks(database.engine),
+                                          interval=settings.reconcile.interval_seconds,
+                                          jitter=settings.reconcile.jitter_seconds))
 
 
 def build_identities(settings: Settings, redactor: Redactor) -> Identities:
@@ -185,12 +201,14 @@ def create_app(settings: Settings, *, services: Services | None = None, validate
 def app_from_env() -> FlaskApp:
     """Entry point for ASGI servers: `uvicorn --factory backend.app:app_from_env` (the container's). Logs as
     `goldenpath serve` does: structured JSON, every line through the redactor. The schema must be current
-    (`goldenpath db upgrade` first); this replica takes over runs whose replica died."""
+    (`goldenpath db upgrade` first); this replica takes over runs whose replica died and offers to run the
+    reconciler's passes."""
     settings = load_settings()
     services = build_services(settings)
     configure_logging(settings.log_level, services.redactor)
     app = create_app(settings, services=services)
     TakeoverSweeper(services.runner, interval=settings.runs.takeover_interval_seconds).start()
+    services.reconciler.start()
     return app
 
 

@@ -63,6 +63,7 @@ def component_entity(service: dict[str, Any], resources: list[dict[str, Any]], r
     links: list[dict[str, str]] = [{"url": str(link["url"]), "title": str(link.get("title") or link["url"])}
                                    for link in attrs.get("links") or []]
     annotations = _plugin_annotations(name, sorted(resources, key=_order), links)
+    annotations.update(conformance_annotations(service, name))
     metadata: dict[str, Any] = {"name": name, "annotations": annotations}
     for key in ("title", "description"):
         if attrs.get(key):
@@ -113,7 +114,8 @@ def _plugin_annotations(name: str, resources: list[dict[str, Any]], links: list[
 def resource_entity(row: dict[str, Any], cost_center: str) -> dict[str, Any]:
     kind, attrs = row["kind"], row.get("attributes") or {}
     service, env = row["service"], row.get("environment") or ""
-    annotations = {f"{PREFIX}/locator": row["locator"], f"{PREFIX}/managed-by": "goldenpath"}
+    annotations = {f"{PREFIX}/locator": row["locator"], f"{PREFIX}/managed-by": "goldenpath",
+                   **conformance_annotations(row, service)}
     links: list[dict[str, str]] = []
     if kind == "repository":
         name, title = entity_name(service, "repository"), f"Repository {row['locator']}"
@@ -141,6 +143,16 @@ def resource_entity(row: dict[str, Any], cost_center: str) -> dict[str, Any]:
     if row.get("system"):
         spec["system"] = row["system"]
     return {"apiVersion": API_VERSION, "kind": "Resource", "metadata": metadata, "spec": spec}
+
+
+def conformance_annotations(row: dict[str, Any], service: str) -> dict[str, str]:
+    """The last conformance check's status, the time of the check that found it (so a pass that finds the same
+    changes nothing in the feed), and where the full report is (the service's, on Golden Path's API)."""
+    status = row.get("conformance")
+    if not status:
+        return {}
+    return {f"{PREFIX}/conformance": str(status), f"{PREFIX}/checked-at": str(row.get("checkedAt") or ""),
+            f"{PREFIX}/conformance-report": f"/api/v1/services/{service}/conformance"}
 
 
 def _labels(cost_center: str) -> dict[str, str]:

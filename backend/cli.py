@@ -1,4 +1,4 @@
-"""The `goldenpath` command: serve, db upgrade|status, actions list, run, audit verify|checkpoint|export."""
+"""The `goldenpath` command: serve, db upgrade|status, actions list, run, reconcile, audit verify|checkpoint|export."""
 
 from __future__ import annotations
 
@@ -67,10 +67,12 @@ def serve(settings: Settings, embedded_vault: bool) -> None:
         services = _local_services(settings)
         app = create_app(settings, services=services)
         sweeper = TakeoverSweeper(services.runner, interval=settings.runs.takeover_interval_seconds).start()
+        reconciler = services.reconciler.start()
         click.echo(f"Golden Path on {settings.base_url}  (Swagger UI: {settings.base_url}/api/v1/ui/)")
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                     http=ReasonPhraseH11Protocol)
         sweeper.stop()
+        reconciler.stop()
     finally:
         if bao:
             bao.stop()
@@ -115,6 +117,23 @@ def run(settings: Settings, action_id: str, input_file: Any, dry_run: bool, idem
         click.echo(json.dumps(exc.to_problem(), indent=2), err=True)
         sys.exit(1)
     click.echo(json.dumps({k: record[k] for k in ("id", "status", "dryRun", "output", "changes")}, indent=2))
+
+
+@cli.command()
+@click.option("--service", "only", multiple=True, help="Check only this service (repeatable); default: every one.")
+@click.option("--fail-on-drift", is_flag=True, help="Exit 1 when a service is drifted, missing or foreign.")
+@click.pass_obj
+def reconcile(settings: Settings, only: tuple[str, ...], fail_on_drift: bool) -> None:
+    """Check every service (or --service ones) against what Golden Path made, store and print the result.
+    Exit 3 when another replica is running a pass."""
+    summary = _local_services(settings).reconciler.run_pass(only or None)
+    if not summary.ran:
+        click.echo("another replica is running a reconcile pass; not run", err=True)
+        sys.exit(3)
+    click.echo(json.dumps({"services": summary.services, "seconds": round(summary.seconds, 3),
+                           "statuses": dict(sorted(summary.statuses.items())), "failed": summary.failed}, indent=2))
+    if fail_on_drift and any(summary.statuses[s] for s in ("drifted", "missing", "foreign")):
+        sys.exit(1)
 
 
 @cli.group()

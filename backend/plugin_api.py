@@ -17,6 +17,7 @@ from backend.errors import (
     ConflictError,
     FieldError,
     InputError,
+    NotAllowedError,
     NotFoundError,
     PolicyViolation,
     RunFailedError,
@@ -66,6 +67,7 @@ __all__ = [
     "Claim",
     "ClusterTarget",
     "ConflictError",
+    "ConformanceView",
     "Example",
     "FieldError",
     "FreeText",
@@ -77,6 +79,7 @@ __all__ = [
     "KubernetesSettings",
     "NameClaims",
     "Naming",
+    "NotAllowedError",
     "NotFoundError",
     "Outcome",
     "Policy",
@@ -248,6 +251,12 @@ class InventoryView(Protocol):
     def list(self, *, service: str | None = None, kind: str | None = None) -> list[dict[str, Any]]: ...
 
 
+class ConformanceView(Protocol):
+    """Checks a service's resources against what Golden Path made (backend.services.conformance)."""
+
+    def check(self, service: str, *, caller: str) -> dict[str, Any]: ...
+
+
 class NameClaims(Protocol):
     """The names runs hold (see backend.store.claims): a name derived for one subject and owner is never
     given to another."""
@@ -290,6 +299,7 @@ class Providers:
     default_skeleton: str = "golden-path-service"
     inventory: InventoryView | None = None
     claims: NameClaims | None = None
+    conformance: ConformanceView | None = None
     public_url: str = ""
 
     def require_secrets(self) -> tuple[SecretsStore, VaultOptions]:
@@ -337,6 +347,8 @@ class ActionContext:
     service: str | None = None  # the service the run is for, whose name it holds once the policy checks pass
     changes: list[Change] = field(default_factory=list)
     resources: list[ResourceRecord] = field(default_factory=list)
+    # each change with the resource it was recorded with (None: it belongs to the resource recorded before it)
+    observed: list[tuple[Change, ResourceRecord | None]] = field(default_factory=list)
 
     @property
     def naming(self) -> Naming:
@@ -424,6 +436,7 @@ class ActionContext:
     def record(self, change: Change, resource: ResourceRecord | None = None) -> Change:
         """Note what an ensure_* call did; the runner stores it, audits it and updates the inventory."""
         self.changes.append(change)
+        self.observed.append((change, resource))
         verb = f"would be {change.outcome.value}" if self.dry_run and change.is_write else change.outcome.value
         self.log.info(f"{change.kind} {change.locator}: {verb}", fields=list(change.fields))
         if resource is not None:

@@ -240,6 +240,14 @@ class RunSettings:
 
 
 @dataclass(frozen=True, config=SCHEMA)
+class ReconcileSettings:
+    """Day 2: every serving replica offers to check every service this often; one at a time runs the pass."""
+
+    interval_seconds: Seconds = 900.0  # between two passes (0: never; `goldenpath reconcile` still works)
+    jitter_seconds: Seconds = 60.0  # a random extra wait, so replicas started together do not all try at once
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class Settings:
     host: str = "127.0.0.1"
     port: Port = 7070
@@ -256,6 +264,7 @@ class Settings:
     catalog: CatalogSettings = CatalogSettings()
     audit: AuditSettings = AuditSettings()
     runs: RunSettings = RunSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @property
     def base_url(self) -> str:

@@ -44,6 +44,11 @@ def test_every_example_validates_and_dry_runs(action: Any, example: Any, client:
     published = describe(action)["examples"]
     step = yaml.safe_load(next(e["example"] for e in published if e["description"] == example.description))
     assert step["steps"][0]["action"] == action.id and step["steps"][0]["input"] == example.input
+    if action.id == "goldenpath:platform:service:verify":  # verifies what was made: make the example's service
+        register = next(a for a in ACTIONS if a.id == "goldenpath:catalog:service:register").examples[0].input
+        made = client.post("/api/v1/actions/goldenpath:catalog:service:register/runs",
+                           json={"input": {**register, "service": example.input["service"]}})
+        assert made.status_code == 201, made.text
     response = client.post(f"/api/v1/actions/{action.id}/runs", json={"input": example.input, "dryRun": True})
     assert response.status_code == 201, response.text
     jsonschema.validate(response.json()["output"], describe(action)["schema"]["output"])

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+_log = logging.getLogger("goldenpath.metrics")
 
 
 class Metrics:
@@ -30,5 +37,31 @@ class Metrics:
             ["result"], registry=self.registry,
         )
 
+    def count_conformance(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        """Resources (and services, kind `service`) per conformance status, read from the database at each scrape,
+        so every replica reports the last pass whichever replica ran it."""
+        self.registry.register(_ConformanceCollector(counts))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ConformanceCollector(Collector):
+    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("goldenpath_conformance_resources",
+                                   "Resources (kind `service`: whole services) by kind and last conformance status",
+                                   labels=["kind", "status"])
+        try:
+            counts = self._counts()
+        except Exception as exc:  # the database is away: the scrape still answers, without these
+            _log.warning("could not count conformance statuses: %s", type(exc).__name__)
+            counts = {}
+        for (kind, status), count in sorted(counts.items()):
+            family.add_metric([kind, status], count)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from backend.store.clock import utc_now
 from backend.store.database import Database
-from backend.store.models import InventoryRevision, Resource
+from backend.store.models import Conformance, InventoryRevision, Resource
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,12 @@ class InventoryStore:
 
     def rows(self, services: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Every resource (or those of `services`), for rendering the catalog: plain rows, no ORM objects
-        (it may be 40,000 of them)."""
+        (it may be 40,000 of them), each with its last conformance status and since when (None: not checked)."""
         columns = (Resource.kind, Resource.locator, Resource.service, Resource.system, Resource.owner,
-                   Resource.environment, Resource.attributes)
-        query = select(*columns).order_by(Resource.id)
+                   Resource.environment, Resource.attributes, Conformance.status.label("conformance"),
+                   Conformance.since.label("checkedAt"))
+        query = select(*columns).outerjoin(Conformance, (Conformance.kind == Resource.kind) & (
+            Conformance.locator == Resource.locator)).order_by(Resource.id)
         if services is not None:
             query = query.where(Resource.service.in_(sorted(services)))
         with self._db.transaction() as session:

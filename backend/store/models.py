@@ -157,3 +157,21 @@ class NameClaim(Base):
     subject: Mapped[str] = mapped_column(String(500))
     run_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[str] = mapped_column(String(32))
+
+
+class Conformance(Base):
+    """The last conformance check of one inventory resource, or of a whole service (kind `service`): its status,
+    since when it holds, when it was last checked, and (for a service) the whole report."""
+
+    __tablename__ = "conformance"
+    __table_args__ = (UniqueConstraint("kind", "locator", name="uq_conformance_kind_locator"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    locator: Mapped[str] = mapped_column(String(500))
+    service: Mapped[str] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    since: Mapped[str] = mapped_column(String(32))  # the check that found this status (the catalog's checked-at)
+    checked_at: Mapped[str] = mapped_column(String(32))  # the latest check, whatever it found
+    findings: Mapped[list[Any]]
+    report: Mapped[dict[str, Any] | None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -163,6 +164,15 @@ class RunStore:
                 return None
             logs = session.scalars(select(RunLog).where(RunLog.run_id == run_id).order_by(RunLog.id))
             return run_dict(row, logs=[log_dict(line) for line in logs])
+
+    def sealed(self, run_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The runs `run_ids` with what their seal covers (requester, seal, key id), to check before using them."""
+        ids = sorted(set(run_ids))
+        if not ids:
+            return []
+        with self._db.transaction() as session:
+            return [{**run_dict(row, logs=None), "requester": row.requester, "seal": row.seal,
+                     "sealKeyId": row.seal_key_id} for row in session.scalars(select(Run).where(Run.id.in_(ids)))]
 
     def find_by_key(self, action_id: str, key: str) -> dict[str, Any] | None:
         query = select(Run.id).where(Run.action_id == action_id, Run.idempotency_key == key)
