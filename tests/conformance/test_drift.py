@@ -31,7 +31,8 @@ VERIFY = "goldenpath:platform:service:verify"
 @pytest.fixture
 def made(make_app: Callable[..., tuple[Any, Services]], kube: KubeEmulator) -> tuple[TestClient, Services]:
     app, services = make_app(
-        kubernetes={"clusters": {"dev-eu": {"mode": "direct", "server": kube.url}}, "environments": {"dev": ["dev-eu"]}},
+        kubernetes={"clusters": {"dev-eu": {"mode": "direct", "server": kube.url}},
+                    "environments": {"dev": ["dev-eu"]}},
         auth={"token": API_TOKEN, "static_tokens": [
             {"name": "member", "token": MEMBER_TOKEN, "groups": [OWNER]},
             {"name": "stranger", "token": STRANGER_TOKEN, "groups": ["group:default/team-ledger"]}]})
@@ -222,7 +223,7 @@ def test_a_desired_state_the_database_administrator_edited_is_not_trusted(made: 
 
 
 def test_only_the_owners_may_verify_or_read_a_report(made: tuple[TestClient, Services]) -> None:
-    client, services = made
+    client, _ = made
     service = f"conf-{secrets.token_hex(3)}"
     provision(client, service)
     app_client = client
