@@ -32,7 +32,7 @@ VERIFY = "goldenpath:platform:service:verify"
 def made(make_app: Callable[..., tuple[Any, Services]], kube: KubeEmulator) -> tuple[TestClient, Services]:
     app, services = make_app(
         kubernetes={"clusters": {"dev-eu": {"mode": "direct", "server": kube.url}},
-                    "environments": {"dev": ["dev-eu"]}},
+                    "environments": {"dev": ["dev-eu"], "prod": ["dev-eu"]}},
         auth={"token": API_TOKEN, "static_tokens": [
             {"name": "member", "token": MEMBER_TOKEN, "groups": [OWNER]},
             {"name": "stranger", "token": STRANGER_TOKEN, "groups": ["group:default/team-ledger"]}]})
@@ -41,7 +41,7 @@ def made(make_app: Callable[..., tuple[Any, Services]], kube: KubeEmulator) -> t
 
 def provision(client: TestClient, service: str) -> None:
     common = {"service": service, "system": "payments", "owner": OWNER, "costCenter": "cc-1234",
-              "environments": ["dev"]}
+              "environments": ["dev", "prod"]}
     for action, body in [
         ("goldenpath:git:repository:create", {"name": service, "description": "Payments", "owner": OWNER,
                                               "system": "payments"}),
@@ -59,8 +59,9 @@ def verify(client: TestClient, service: str) -> dict[str, Any]:
     return dict(answer.json()["output"])
 
 
-def resource(report: dict[str, Any], kind: str) -> dict[str, Any]:
-    [found] = [r for r in report["resources"] if r["kind"] == kind]
+def resource(report: dict[str, Any], kind: str, environment: str | None = "dev") -> dict[str, Any]:
+    [found] = [r for r in report["resources"] if r["kind"] == kind
+               and (r["environment"] == environment or r["environment"] is None)]
     return found
 
 
@@ -118,7 +119,7 @@ def test_a_widened_vault_policy_is_drift_named_audited_shown_and_left_alone(
     assert client.get("/api/v1/catalog/entities.yaml").headers["ETag"] == etag  # same status: same feed
 
     [policy] = [p for p in vault(openbao).sys.list_policies()["data"]["policies"]
-                if service in p and "workload" in p]
+                if service in p and "workload" in p and "dev" in p]
     widened = 'path "secret/*" { capabilities = ["read", "list"] }\n'
     vault(openbao).sys.create_or_update_policy(policy, widened)
     report = verify(client, service)
@@ -127,20 +128,22 @@ def test_a_widened_vault_policy_is_drift_named_audited_shown_and_left_alone(
     assert path["status"] == "drifted"
     assert path["findings"] == [{"kind": "vault.policy", "locator": policy, "status": "drifted",
                                  "wouldBe": "updated", "fields": ["rules"]}]
-    assert all(r["status"] == "conformant" for r in report["resources"] if r["kind"] != "vault.secrets-path")
+    assert all(r["status"] == "conformant" for r in report["resources"] if r is not path)
     assert vault(openbao).sys.read_policy(policy)["data"]["rules"] == widened  # a report repairs nothing
     assert client.get("/api/v1/catalog/entities.yaml").headers["ETag"] != etag
     assert entity(client, service)["metadata"]["annotations"]["goldenpath.dev/conformance"] == "drifted"
     assert entity(client, f"{service}.secrets.dev")["metadata"]["annotations"][
         "goldenpath.dev/conformance"] == "drifted"
+    assert entity(client, f"{service}.secrets.prod")["metadata"]["annotations"][
+        "goldenpath.dev/conformance"] == "conformant"
     assert [result for result, _ in audit_results(client)] == ["drifted", "drifted"]  # the path, the service
 
     verify(client, service)
     assert len(audit_results(client)) == 2  # still drifted: no new event
 
     rerun = client.post(RUNS.format(VAULT_ACTION), json={"input": {
-        "service": service, "system": "payments", "owner": OWNER, "costCenter": "cc-1234", "environments": ["dev"],
-        "secretKeys": ["DATABASE_PASSWORD"]}})
+        "service": service, "system": "payments", "owner": OWNER, "costCenter": "cc-1234",
+        "environments": ["dev", "prod"], "secretKeys": ["DATABASE_PASSWORD"]}})
     assert rerun.status_code == 201
     assert verify(client, service)["status"] == "conformant"
     assert [result for result, _ in audit_results(client)][-2:] == ["conformant", "conformant"]
@@ -199,7 +202,7 @@ def test_a_vault_that_cannot_be_reached_is_unknown_never_drift(
     verify(client, service)
     away, _ = make_app(vault={"addr": "http://127.0.0.1:9", "timeout_seconds": 2},
                        kubernetes={"clusters": {"dev-eu": {"mode": "direct", "server": kube.url}},
-                                   "environments": {"dev": ["dev-eu"]}})
+                                   "environments": {"dev": ["dev-eu"], "prod": ["dev-eu"]}})
     away_client = away.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
     report = verify(away_client, service)
     path = resource(report, "vault.secrets-path")

@@ -144,6 +144,41 @@ def test_the_same_task_again_completes_and_writes_nothing(stack: Stack, provisio
     assert len(events_of_rerun) == 5 and all(e["changes"] == [] for e in events_of_rerun)
 
 
+def test_drift_shows_on_the_entity_page_and_the_template_again_puts_it_back(
+        stack: Stack, provisioned: dict[str, Any]) -> None:
+    service = provisioned["service"]
+    ref = f"component:default/{service}"
+
+    def conformance(entity: dict[str, Any]) -> str | None:
+        return entity["metadata"]["annotations"].get("goldenpath.dev/conformance")
+
+    def check() -> dict[str, Any]:
+        answer = stack.goldenpath_api("GET", f"/api/v1/services/{service}/conformance", params={"check": "true"})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    assert check()["status"] == "conformant"
+    stack.wait_for_entity(ref, timeout=CATALOG_TIMEOUT, until=lambda e: conformance(e) == "conformant")
+
+    [ruleset] = stack.github.repos[(GITHUB_ORG, service)].rulesets.values()
+    ruleset["enforcement"] = "disabled"  # "for a minute", by an organization owner in GitHub's settings
+    report = check()
+    [repository] = [r for r in report["resources"] if r["kind"] == "repository"]
+    assert report["status"] == "drifted" and repository["status"] == "drifted"
+    assert [f["kind"] for f in repository["findings"]] == ["repository.protection"]
+    assert ruleset["enforcement"] == "disabled"  # a report repairs nothing
+    stack.wait_for_entity(ref, timeout=CATALOG_TIMEOUT, until=lambda e: conformance(e) == "drifted")
+    shown = stack.wait_for_entity(resource(service, "repository"), timeout=CATALOG_TIMEOUT,
+                                  until=lambda e: conformance(e) == "drifted")
+    assert shown["metadata"]["annotations"]["goldenpath.dev/checked-at"] == report["checkedAt"]
+
+    task, events = stack.run_task(wizard(service))  # the template again converges: the ruleset is enforced again
+    assert task["status"] == "completed", log(events)
+    assert [r["enforcement"] for r in stack.github.repos[(GITHUB_ORG, service)].rulesets.values()] == ["active"]
+    assert check()["status"] == "conformant"
+    stack.wait_for_entity(ref, timeout=CATALOG_TIMEOUT, until=lambda e: conformance(e) == "conformant")
+
+
 def test_the_plan_refuses_a_bad_request_with_every_problem_in_the_task_log(stack: Stack) -> None:
     service = f"pay-{secrets.token_hex(3)}"
     before = writes(stack)
