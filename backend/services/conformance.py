@@ -53,6 +53,7 @@ class Status(StrEnum):
     FOREIGN = "foreign"
 
 
+_VALUES = frozenset(status.value for status in Status)
 _RANK = {Status.CONFORMANT: 0, Status.UNKNOWN: 1, Status.DRIFTED: 2, Status.MISSING: 3, Status.FOREIGN: 4}
 NOT_CONFORMANT = frozenset({Status.DRIFTED, Status.MISSING, Status.FOREIGN})
 # the object whose absence makes a resource `missing` rather than `drifted`
@@ -96,8 +97,19 @@ class ConformanceChecker:
         return sorted({row["service"] for row in self._stores.inventory.rows() if row.get("service")})
 
     def stored(self, service: str) -> dict[str, Any] | None:
-        """The last check's report (None: never checked)."""
-        return self._stores.conformance.report(service)
+        """The last check's report (None: never checked, or the stored one carries no valid seal: a report a
+        database administrator wrote or changed, or moved from another service, is never served)."""
+        stored = self._stores.conformance.report(service)
+        if stored is None:
+            return None
+        key, report, seal, key_id = self._stores.audit.key, stored.get("report"), stored.get("seal"), \
+            stored.get("sealKeyId")
+        if not (isinstance(report, dict) and seal and key_id and key.knows(str(key_id))
+                and key.check(str(key_id), _report_bytes(service, report), str(seal))):
+            _log.warning("conformance report of %s carries no valid seal (written or changed in the database): "
+                         "not served", service)
+            return None
+        return report
 
     def check(self, service: str, *, caller: str = RECONCILER) -> dict[str, Any]:
         """Check every resource of `service` against its desired state, store the result (auditing each status
@@ -125,8 +137,10 @@ class ConformanceChecker:
         checked = [Checked(kind, locator, result.status.value, list(self._redactor.data(result.findings)))
                    for (kind, locator), result in results.items() if (kind, locator) != (SERVICE_KIND, service)]
         checked.append(Checked(SERVICE_KIND, service, overall.value, shared_findings))
+        key = self._stores.audit.key
+        sealed = {"report": report, "seal": key.mac(_report_bytes(service, report)), "sealKeyId": key.key_id}
         with self._stores.database.transaction() as session:
-            changed = self._stores.conformance.save(service, checked, report=report, at=at, session=session)
+            changed = self._stores.conformance.save(service, checked, report=sealed, at=at, session=session)
             for change in changed:
                 if _worth_auditing(change):
                     self._stores.audit.append(_audit_event(service, change, caller), session=session)
@@ -201,6 +215,8 @@ class ConformanceChecker:
         for change, resource in _attributed(ctx):
             if not change.is_write:
                 continue
+            if resource is not None and (resource.kind, resource.locator) in results.keys() - ours:
+                continue  # another run's desired state is this resource's: that run's replay judges it
             owned = resource is not None and (resource.kind, resource.locator) in ours
             target = results[(resource.kind, resource.locator)] if resource is not None and owned else shared
             main = resource is not None and MAIN_OBJECTS.get(resource.kind) == change.kind
@@ -212,6 +228,11 @@ class ConformanceChecker:
         key, seal, key_id = self._stores.audit.key, run.get("seal"), run.get("sealKeyId")
         return bool(seal and key_id and key.knows(str(key_id))
                     and key.check(str(key_id), canonical_bytes(takeover_envelope(run)), str(seal)))
+
+
+def _report_bytes(service: str, report: dict[str, Any]) -> bytes:
+    """What a stored report's seal covers: the report, and the service it is stored for."""
+    return canonical_bytes({"conformanceOf": service, "report": report})
 
 
 def _attributed(ctx: ActionContext) -> list[tuple[Change, ResourceRecord | None]]:
@@ -246,7 +267,8 @@ def _resource_report(row: dict[str, Any], result: _Result) -> dict[str, Any]:
 def _worth_auditing(change: StatusChange) -> bool:
     """A newly found drift, loss or take-over, and its end; not a first check that finds all well, nor a backend
     that could not be read (an outage would write thousands of events that show nothing about the resources)."""
-    after, before = Status(change.after), Status(change.before) if change.before else None
+    after = Status(change.after)
+    before = Status(change.before) if change.before in _VALUES else None  # a status a DBA wrote: none
     return after in NOT_CONFORMANT or (after is Status.CONFORMANT and before in NOT_CONFORMANT)
 
 

@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from backend.store.database import Database
+from backend.store.locks import lock_key
 from backend.store.models import Conformance, InventoryRevision, Resource
 
 
@@ -39,10 +40,15 @@ class ConformanceStore:
 
     def save(self, service: str, results: Iterable[Checked], *, report: dict[str, Any], at: str,
              session: Session | None = None) -> list[StatusChange]:
-        """Store one service's check (the service's own row carries the report); answers the statuses that
-        changed. A changed status marks the service's inventory rows with a new inventory revision."""
+        """Store one service's check (the service's own row carries the report, as the checker sealed it);
+        answers the statuses that changed. A changed status marks the service's inventory rows with a new
+        inventory revision."""
         changes: list[StatusChange] = []
         with self._db.transaction(session) as tx:
+            if tx.get_bind().dialect.name == "postgresql":  # two replicas' checks of one service: one at a time
+                # (SQLite's BEGIN IMMEDIATE already serializes writers), so neither inserts a row the other did,
+                # nor audits a status change the other already audited
+                tx.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(f"conformance:{service}")})
             rows = {(row.kind, row.locator): row for row in
                     tx.scalars(select(Conformance).where(Conformance.service == service))}
             seen: set[tuple[str, str]] = set()
