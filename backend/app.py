@@ -42,6 +42,7 @@ from backend.services.identity import Identities
 from backend.services.metrics import Metrics
 from backend.services.reconciler import Reconciler
 from backend.services.registry import ActionRegistry
+from backend.services.repair import Repairer
 from backend.services.runner import Runner, Stores, policy_from
 from backend.services.schema_export import describe
 from backend.services.takeover import TakeoverSweeper
@@ -135,7 +136,9 @@ def build_services(
                     identities=build_identities(settings, redactor), conformance=conformance,
                     reconciler=Reconciler(conformance, Locks(database.engine),
                                           interval=settings.reconcile.interval_seconds,
-                                          jitter=settings.reconcile.jitter_seconds))
+                                          jitter=settings.reconcile.jitter_seconds,
+                                          repairer=Repairer(conformance, runner, settings.reconcile.repair)
+                                          if settings.reconcile.repair else None))
 
 
 def build_identities(settings: Settings, redactor: Redactor) -> Identities:

@@ -124,14 +124,17 @@ def run(settings: Settings, action_id: str, input_file: Any, dry_run: bool, idem
 @click.option("--fail-on-drift", is_flag=True, help="Exit 1 when a service is drifted, missing or foreign.")
 @click.pass_obj
 def reconcile(settings: Settings, only: tuple[str, ...], fail_on_drift: bool) -> None:
-    """Check every service (or --service ones) against what Golden Path made, store and print the result.
-    Exit 3 when another replica is running a pass."""
+    """Check every service (or --service ones) against what Golden Path made, repair what `reconcile.repair`
+    lists, store and print the result. Exit 3 when another replica is running a pass."""
     summary = _local_services(settings).reconciler.run_pass(only or None)
     if not summary.ran:
         click.echo("another replica is running a reconcile pass; not run", err=True)
         sys.exit(3)
     click.echo(json.dumps({"services": summary.services, "seconds": round(summary.seconds, 3),
-                           "statuses": dict(sorted(summary.statuses.items())), "failed": summary.failed}, indent=2))
+                           "statuses": dict(sorted(summary.statuses.items())), "failed": summary.failed,
+                           "repairs": [{"service": r.service, "desiredBy": r.desired_by, "runId": r.run_id,
+                                        "outcome": r.outcome, "detail": r.detail} for r in summary.repairs]},
+                          indent=2))
     if fail_on_drift and any(summary.statuses[s] for s in ("drifted", "missing", "foreign")):
         sys.exit(1)
 

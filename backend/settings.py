@@ -240,11 +240,23 @@ class RunSettings:
 
 
 @dataclass(frozen=True, config=SCHEMA)
+class RepairRule:
+    """Which drifted or missing resources a pass puts back: those of `kind` in `environment` (`*`: any; a
+    repository and a catalog entry have no environment, so only `*` matches them)."""
+
+    kind: Literal["*", "repository", "vault.secrets-path", "kubernetes.namespace", "service"] = "*"
+    environment: str = "*"
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class ReconcileSettings:
     """Day 2: every serving replica offers to check every service this often; one at a time runs the pass."""
 
     interval_seconds: Seconds = 900.0  # between two passes (0: never; `goldenpath reconcile` still works)
     jitter_seconds: Seconds = 60.0  # a random extra wait, so replicas started together do not all try at once
+    # what a pass repairs; everything else (and all of it by default: prod stays report-only unless listed) is
+    # reported only
+    repair: tuple[RepairRule, ...] = ()
 
 
 @dataclass(frozen=True, config=SCHEMA)

@@ -79,6 +79,13 @@ class _Result:
 
 
 @dataclass(frozen=True)
+class Inspection:
+    report: dict[str, Any]
+    # run → the environments where its desired state reaches resources another (later) run's desired state holds
+    overlapping: dict[str, frozenset[str | None]]
+
+
+@dataclass(frozen=True)
 class ConformanceStores:
     database: Database
     runs: RunStore
@@ -114,14 +121,19 @@ class ConformanceChecker:
     def check(self, service: str, *, caller: str = RECONCILER) -> dict[str, Any]:
         """Check every resource of `service` against its desired state, store the result (auditing each status
         that became non-conformant, or conformant again) and answer the report."""
+        return self.inspect(service, caller=caller).report
+
+    def inspect(self, service: str, *, caller: str = RECONCILER) -> Inspection:
+        """check(), with what a repair needs to know besides the report."""
         rows = self._stores.inventory.list(service=service)
         by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_run[row["runId"]].append(row)
         results: dict[tuple[str, str], _Result] = {(row["kind"], row["locator"]): _Result() for row in rows}
-        shared = _Result()
+        shared, overlapping = _Result(), dict[str, frozenset[str | None]]()
         for run in self._stores.runs.sealed(by_run):
-            self._replay(service, run, by_run.pop(run["id"]), results, shared)
+            if reached := self._replay(service, run, by_run.pop(run["id"]), results, shared):
+                overlapping[run["id"]] = reached
         for missing_runs in by_run.values():  # rows naming a run the database no longer holds
             for row in missing_runs:
                 results[(row["kind"], row["locator"])].worsen(
@@ -146,16 +158,30 @@ class ConformanceChecker:
                     self._stores.audit.append(_audit_event(service, change, caller), session=session)
         if changed and self._on_status_change is not None:
             self._on_status_change()
-        return report
+        return Inspection(report=report, overlapping=overlapping)
+
+    def desired_request(self, run_id: str, service: str) -> tuple[Action, dict[str, Any], dict[str, Any]] | str:
+        """The action, raw input and context of run `run_id` to run again for `service` (read and checked now:
+        the row may have changed since the check); or why it may not be."""
+        found = self._stores.runs.sealed([run_id])
+        if not found:
+            return "the run that made it is not in the database"
+        run = found[0]
+        desired = self._desired(run, service)
+        if isinstance(desired, str):
+            return desired
+        return desired[0], dict(run["input"]), dict(run.get("context") or {})
 
     def _replay(self, service: str, run: dict[str, Any], rows: list[dict[str, Any]],
-                results: dict[tuple[str, str], _Result], shared: _Result) -> None:
+                results: dict[tuple[str, str], _Result], shared: _Result) -> frozenset[str | None]:
+        """Replay `run` and classify what it made; answers the environments of the resources it also reaches
+        whose desired state is another run's (running it again for real there would undo that run's work)."""
         mine = [results[(row["kind"], row["locator"])] for row in rows]
         desired = self._desired(run, service)
         if isinstance(desired, str):
             for result in mine:
                 result.worsen(Status.UNKNOWN, desired)
-            return
+            return frozenset()
         action, data = desired
         ctx = self._context(action, data, run, service)
         status, detail = Status.UNKNOWN, ""
@@ -172,10 +198,10 @@ class ConformanceChecker:
             _log.error("conformance of %s: %s failed: %s", service, action.id, self._redactor.text(repr(exc)))
             detail = "checking it failed unexpectedly; see the server log"
         else:
-            self._classify(ctx, rows, results, shared)
-            return
+            return self._classify(ctx, rows, results, shared)
         for result in mine:
             result.worsen(status, self._redactor.text(detail))
+        return frozenset()
 
     def _desired(self, run: dict[str, Any], service: str) -> tuple[Action, dict[str, Any]] | str:
         """The action and input a run asked for, as Golden Path accepted it; or why they cannot be trusted."""
@@ -207,9 +233,11 @@ class ConformanceChecker:
             owner=owner if isinstance(owner, str) else None, service=service)
 
     def _classify(self, ctx: ActionContext, rows: list[dict[str, Any]], results: dict[tuple[str, str], _Result],
-                  shared: _Result) -> None:
+                  shared: _Result) -> frozenset[str | None]:
         ours = {(row["kind"], row["locator"]) for row in rows}
         made = {(r.kind, r.locator) for r in ctx.resources}
+        others = results.keys() - ours
+        overlaps = frozenset(r.environment for r in ctx.resources if (r.kind, r.locator) in others)
         for key in ours - made:
             results[key].worsen(Status.UNKNOWN, "its desired state no longer makes it under today's configuration")
         for change, resource in _attributed(ctx):
@@ -223,6 +251,7 @@ class ConformanceChecker:
             status = Status.MISSING if main and change.outcome is Outcome.CREATED else Status.DRIFTED
             target.findings.append(_finding(change, status))
             target.worsen(status)
+        return overlaps
 
     def _sealed(self, run: dict[str, Any]) -> bool:
         key, seal, key_id = self._stores.audit.key, run.get("seal"), run.get("sealKeyId")

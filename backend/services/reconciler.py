@@ -1,4 +1,5 @@
-"""The reconciler: a pass checks every service's conformance (backend.services.conformance).
+"""The reconciler: a pass checks every service's conformance (backend.services.conformance) and repairs what
+`reconcile.repair` lists (backend.services.repair).
 
 Every serving replica runs a loop that wakes each interval (plus jitter) and offers to run a pass; a database lock
 lets one replica at a time run it, and the others skip that round. `goldenpath reconcile` runs one pass now.
@@ -13,8 +14,10 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from backend.services.conformance import ConformanceChecker
+from backend.services.repair import Repair, Repairer
 from backend.store.locks import Locks, LockTimeout
 
 _log = logging.getLogger("goldenpath.reconciler")
@@ -28,11 +31,13 @@ class PassSummary:
     seconds: float = 0.0
     statuses: Counter[str] = field(default_factory=Counter)
     failed: list[str] = field(default_factory=list)  # services whose check could not be stored
+    repairs: list[Repair] = field(default_factory=list)
 
 
 class Reconciler:
-    def __init__(self, checker: ConformanceChecker, locks: Locks, *, interval: float, jitter: float) -> None:
-        self._checker, self._locks = checker, locks
+    def __init__(self, checker: ConformanceChecker, locks: Locks, *, interval: float, jitter: float,
+                 repairer: Repairer | None = None) -> None:
+        self._checker, self._locks, self._repairer = checker, locks, repairer
         self._interval, self._jitter = interval, jitter
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,7 +53,7 @@ class Reconciler:
         started, summary = time.perf_counter(), PassSummary(ran=True)
         for name in sorted(services) if services is not None else self._checker.services():
             try:
-                report = self._checker.check(name)
+                report = self._check_and_repair(name, summary)
             except Exception as exc:  # the database went away mid-pass: the next pass tries again
                 _log.warning("conformance of %s not stored: %s", name, type(exc).__name__)
                 summary.failed.append(name)
@@ -56,9 +61,20 @@ class Reconciler:
             summary.services += 1
             summary.statuses[report["status"]] += 1
         summary.seconds = time.perf_counter() - started
-        _log.info("reconcile pass: %d services in %.1f s (%s)", summary.services, summary.seconds,
-                  ", ".join(f"{count} {status}" for status, count in sorted(summary.statuses.items())) or "none")
+        _log.info("reconcile pass: %d services in %.1f s (%s); %d repair runs", summary.services, summary.seconds,
+                  ", ".join(f"{count} {status}" for status, count in sorted(summary.statuses.items())) or "none",
+                  sum(1 for r in summary.repairs if r.run_id))
         return summary
+
+    def _check_and_repair(self, name: str, summary: PassSummary) -> dict[str, Any]:
+        inspection = self._checker.inspect(name)
+        if self._repairer is None:
+            return inspection.report
+        repairs = self._repairer.repair(name, inspection)
+        summary.repairs.extend(repairs)
+        if any(r.run_id for r in repairs):  # what the repair left, stored (and audited) now
+            return self._checker.inspect(name).report
+        return inspection.report
 
     def start(self) -> Reconciler:
         if self._interval > 0 and self._thread is None:
