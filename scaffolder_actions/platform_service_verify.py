@@ -32,6 +32,14 @@ class VerifyInput(ActionInput):
         "title": "Service", "description": "The service to verify, as registered (a DNS label)."})
 
 
+class Difference(Schema):
+    field = fields.String(required=True, metadata={"description": "metadata.labels.goldenpath.dev/cost-center, "
+                                                   "spec, rules, token_policies, protection..."})
+    expected = fields.Raw(required=True, allow_none=True, metadata={"description": "What Golden Path made."})
+    actual = fields.Raw(required=True, allow_none=True, metadata={"description": "What is there now (null: "
+                                                                 "absent)."})
+
+
 Finding = Schema.from_dict({  # a dict, because one of its keys is `fields`
     "kind": fields.String(required=True, metadata={"description": "The object: kubernetes.NetworkPolicy, "
                                                    "vault.policy, repository.protection..."}),
@@ -40,6 +48,8 @@ Finding = Schema.from_dict({  # a dict, because one of its keys is `fields`
     "wouldBe": fields.String(required=True, metadata={"description": "What repairing it would do: created or "
                                                       "updated."}),
     "fields": fields.List(fields.String(), metadata={"description": "The fields that differ."}),
+    "differences": fields.List(fields.Nested(Difference), metadata={
+        "description": "Each differing field with the value Golden Path made and the value found."}),
 }, name="Finding")
 
 

@@ -382,7 +382,9 @@ class _Run(_Ownership):
                 self.on_change(Change(f"repository.{setting.name}", self.locator, Outcome.UNCHANGED))
             else:
                 outcome = Outcome.CREATED if current in (None, {}, [], "none") else Outcome.UPDATED
-                change = Change(f"repository.{setting.name}", self.locator, outcome)
+                change = Change(f"repository.{setting.name}", self.locator, outcome, fields=(setting.name,),
+                                details={"differences": [{"field": setting.name, "expected": setting.wanted,
+                                                          "actual": current}]})
                 self.on_change(change)
                 if not self.dry_run:
                     intend(change)

@@ -27,7 +27,13 @@ from backend.guardrails import object_name
 from backend.providers.changes import Change, Outcome
 from backend.providers.clusters import ClusterTarget, TenantResult
 from backend.providers.journal import intend
-from backend.providers.manifests import check_namespace_owner, to_yaml, unified_diff, with_provenance_of
+from backend.providers.manifests import (
+    check_namespace_owner,
+    owned_differences,
+    to_yaml,
+    unified_diff,
+    with_provenance_of,
+)
 
 PROVIDER = "gitops"
 PUSH_ATTEMPTS = 12
@@ -89,8 +95,13 @@ class GitOpsCluster(ClusterTarget):
             outcome = Outcome.CREATED
         else:
             outcome = Outcome.UNCHANGED if before_text == after_text else Outcome.UPDATED
+        details: dict[str, Any] = {"file": str(path)} if outcome is not Outcome.UNCHANGED else {}
+        fields: tuple[str, ...] = ()
+        if outcome is Outcome.UPDATED and isinstance(current, dict):  # the file is rewritten whole; these are ours
+            details["differences"] = owned_differences(current, manifest)
+            fields = tuple(d["field"] for d in details["differences"]) or ("file",)
         change = Change(f"kubernetes.{manifest['kind']}", f"{self.name}:{object_name(manifest)}", outcome,
-                        details={"file": str(path)} if outcome is not Outcome.UNCHANGED else {})
+                        fields=fields, details=details)
         return change, path, (before_text, after_text)
 
     def _plan_kustomization(self, folder: Path, files: list[str]) -> tuple[None, Path, tuple[str, str]]:

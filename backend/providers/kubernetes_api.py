@@ -22,7 +22,7 @@ from backend.kube_settings import ClusterSettings
 from backend.providers.changes import Change, Outcome
 from backend.providers.clusters import ClusterTarget, TenantResult
 from backend.providers.journal import intend
-from backend.providers.manifests import check_namespace_owner, owned_patch, to_yaml, unified_diff
+from backend.providers.manifests import check_namespace_owner, owned_differences, owned_patch, to_yaml, unified_diff
 
 PROVIDER = "kubernetes"
 FIELD_MANAGER = "goldenpath"
@@ -99,7 +99,8 @@ class KubernetesCluster(ClusterTarget):
             return Change(f"kubernetes.{manifest['kind']}", locator, Outcome.UNCHANGED), "", 0
         writes = 0
         fields = tuple(sorted(_paths(patch)))
-        updated = Change(f"kubernetes.{manifest['kind']}", locator, Outcome.UPDATED, fields=fields)
+        updated = Change(f"kubernetes.{manifest['kind']}", locator, Outcome.UPDATED, fields=fields,
+                         details={"differences": owned_differences(current, manifest)})
         if not dry_run:
             intend(updated)
             if "roleRef" in patch:  # immutable on real clusters: replace the binding

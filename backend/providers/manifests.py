@@ -63,6 +63,29 @@ def owned_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, A
     return patch
 
 
+def owned_differences(current: dict[str, Any], desired: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each field owned_patch would set, with the value wanted and the value found (None: absent): labels and
+    annotations key by key, body fields (spec, roleRef, subjects) whole."""
+    out: list[dict[str, Any]] = []
+
+    def walk(patch: dict[str, Any], path: tuple[str, ...]) -> None:
+        for key, value in sorted(patch.items()):
+            here = (*path, key)
+            if isinstance(value, dict) and value and key in {"metadata", "labels", "annotations"}:
+                walk(value, here)
+            else:
+                out.append({"field": ".".join(here), "expected": _at(desired, here), "actual": _at(current, here)})
+
+    walk(owned_patch(current, desired), ())
+    return out
+
+
+def _at(document: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        document = document.get(key) if isinstance(document, dict) else None
+    return document
+
+
 _SAME = object()
 
 

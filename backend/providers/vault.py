@@ -106,7 +106,8 @@ class HvacSecretsStore(SecretsStore):
         if current is not None and current.strip() == hcl.strip():
             return Change("vault.policy", name, Outcome.UNCHANGED)
         change = Change("vault.policy", name, Outcome.CREATED if current is None else Outcome.UPDATED,
-                        fields=("rules",))
+                        fields=("rules",), details={} if current is None else {"differences": [
+                            {"field": "rules", "expected": hcl, "actual": current}]})
         if not dry_run:
             intend(change)
             with _vault_call(f"write policy {name!r}"):
@@ -143,11 +144,12 @@ class HvacSecretsStore(SecretsStore):
                 )
             except hvac.exceptions.InvalidPath:
                 current = None
-        differing = _role_differences(spec, current) if current is not None else ["role"]
+        differing = _role_differences(spec, current) if current is not None else [{"field": "role"}]
         if not differing:
             return Change("vault.kubernetes-role", locator, Outcome.UNCHANGED)
         change = Change("vault.kubernetes-role", locator, Outcome.CREATED if current is None else Outcome.UPDATED,
-                        fields=tuple(differing))
+                        fields=tuple(d["field"] for d in differing),
+                        details={} if current is None else {"differences": differing})
         if not dry_run:
             intend(change)
             with _vault_call(f"write kubernetes role {spec.name!r}"):
@@ -238,7 +240,7 @@ def _refuse_foreign_owner(metadata: dict[str, Any], locator: str, *, wanted: str
         raise ConflictError(f"secrets path {locator} is owned by {owner}", owner=owner)
 
 
-def _role_differences(spec: KubernetesRoleSpec, current: dict[str, Any]) -> list[str]:
+def _role_differences(spec: KubernetesRoleSpec, current: dict[str, Any]) -> list[dict[str, Any]]:
     wanted = {
         "bound_service_account_names": sorted(spec.service_account_names),
         "bound_service_account_namespaces": sorted(spec.namespaces),
@@ -251,7 +253,8 @@ def _role_differences(spec: KubernetesRoleSpec, current: dict[str, Any]) -> list
         "token_policies": sorted(current.get("token_policies") or current.get("policies") or []),
         "token_ttl": int(current.get("token_ttl") or current.get("ttl") or 0),
     }
-    return [name for name, value in wanted.items() if have[name] != value]
+    return [{"field": name, "expected": value, "actual": have[name]} for name, value in wanted.items()
+            if have[name] != value]
 
 
 def duration_seconds(value: str) -> int:

@@ -281,6 +281,8 @@ def _finding(change: Change, status: Status) -> dict[str, Any]:
                                "wouldBe": change.outcome.value}
     if change.fields:
         finding["fields"] = list(change.fields)
+    if change.details.get("differences"):
+        finding["differences"] = list(change.details["differences"])
     return finding
 
 

@@ -126,8 +126,12 @@ def test_a_widened_vault_policy_is_drift_named_audited_shown_and_left_alone(
     assert report["status"] == "drifted"
     path = resource(report, "vault.secrets-path")
     assert path["status"] == "drifted"
-    assert path["findings"] == [{"kind": "vault.policy", "locator": policy, "status": "drifted",
-                                 "wouldBe": "updated", "fields": ["rules"]}]
+    [finding] = path["findings"]
+    expected = finding.pop("differences")
+    assert finding == {"kind": "vault.policy", "locator": policy, "status": "drifted", "wouldBe": "updated",
+                       "fields": ["rules"]}
+    assert [(d["field"], d["actual"]) for d in expected] == [("rules", widened)]
+    assert f"dev/payments/{service}" in expected[0]["expected"] and "list" not in expected[0]["expected"]
     assert all(r["status"] == "conformant" for r in report["resources"] if r is not path)
     assert vault(openbao).sys.read_policy(policy)["data"]["rules"] == widened  # a report repairs nothing
     assert client.get("/api/v1/catalog/entities.yaml").headers["ETag"] != etag
@@ -178,6 +182,9 @@ def test_kubernetes_drift_is_named_by_object_and_field(made: tuple[TestClient, S
     findings = {(f["kind"], f["wouldBe"]): f.get("fields") for f in namespace["findings"]}
     assert findings == {("kubernetes.NetworkPolicy", "created"): None,
                         ("kubernetes.Namespace", "updated"): ["metadata.labels.goldenpath.dev/cost-center"]}
+    [changed] = [f for f in namespace["findings"] if f["kind"] == "kubernetes.Namespace"]
+    assert changed["differences"] == [{"field": "metadata.labels.goldenpath.dev/cost-center", "expected": "cc-1234",
+                                       "actual": "cc-9999"}]  # which field, what was made, what is there
     live = kube_call(kube, "GET", f"/api/v1/namespaces/{ns}")["metadata"]["labels"]
     assert live["debug"] == "yes" and live["goldenpath.dev/cost-center"] == "cc-9999"  # nothing repaired
 
