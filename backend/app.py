@@ -21,6 +21,7 @@ from backend.api.validation import VALIDATOR_MAP
 from backend.audit_keys import AuditKey, FileAuditKey
 from backend.audit_witness import FileWitness
 from backend.errors import GoldenPathError
+from backend.kinds import resource_kinds
 from backend.log_config import configure_logging
 from backend.plugin_api import Providers, VaultOptions
 from backend.providers.audit_transit import TransitAuditKey
@@ -46,7 +47,7 @@ from backend.services.repair import Repairer
 from backend.services.runner import Runner, Stores, policy_from
 from backend.services.schema_export import describe
 from backend.services.takeover import TakeoverSweeper
-from backend.settings import GitHubSettings, Settings, load_settings
+from backend.settings import GitHubSettings, RepairRule, Settings, load_settings
 from backend.store.audit import AuditStore
 from backend.store.claims import ClaimStore
 from backend.store.conformance import ConformanceStore
@@ -137,8 +138,17 @@ def build_services(
                     reconciler=Reconciler(conformance, Locks(database.engine),
                                           interval=settings.reconcile.interval_seconds,
                                           jitter=settings.reconcile.jitter_seconds,
-                                          repairer=Repairer(conformance, runner, settings.reconcile.repair)
+                                          repairer=Repairer(conformance, runner, repair_rules(settings))
                                           if settings.reconcile.repair else None))
+
+
+def repair_rules(settings: Settings) -> tuple[RepairRule, ...]:
+    """reconcile.repair, each rule naming a kind something declares (or `*`)."""
+    known = {"*", "service", *resource_kinds()}
+    for index, rule in enumerate(settings.reconcile.repair):
+        if rule.kind not in known:
+            raise ValueError(f"reconcile.repair.{index}.kind must be one of {', '.join(sorted(known))}")
+    return settings.reconcile.repair
 
 
 def build_identities(settings: Settings, redactor: Redactor) -> Identities:

@@ -14,14 +14,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from backend.kinds import resource_kinds
+
 API_VERSION = "backstage.io/v1alpha1"
 PREFIX = "goldenpath.dev"
 ENTITY_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")  # fullmatch
 TAG = re.compile(r"[a-z0-9:+#]+(-[a-z0-9:+#]+)*")  # fullmatch
 MAX_NAME = 63
 SERVICE_KIND = "service"
-RESOURCE_TYPES = {"repository": "git-repository", "vault.secrets-path": "vault-secrets-path",
-                  "kubernetes.namespace": "kubernetes-namespace"}
 
 
 def entity_name(*parts: str) -> str:
@@ -38,13 +38,15 @@ def entity_name(*parts: str) -> str:
 
 def entities(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """All entities for the inventory `rows` (dicts with kind, locator, service, system, owner, environment,
-    attributes), in a stable order: each service's Component, then its Resources."""
+    attributes), in a stable order: each service's Component, then its Resources. A row of a kind nothing
+    declares (backend.kinds) is not drawn."""
+    kinds = resource_kinds()
     services: dict[str, dict[str, Any]] = {}
     made_for: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row["kind"] == SERVICE_KIND:
             services[row["locator"]] = row
-        elif row["kind"] in RESOURCE_TYPES and row.get("service") and row.get("owner"):
+        elif row["kind"] in kinds and row.get("service") and row.get("owner"):
             made_for[row["service"]].append(row)
     out: list[dict[str, Any]] = []
     for name in sorted(set(services) | set(made_for)):
@@ -84,62 +86,35 @@ def component_entity(service: dict[str, Any], resources: list[dict[str, Any]], r
 
 
 def _plugin_annotations(name: str, resources: list[dict[str, Any]], links: list[dict[str, str]]) -> dict[str, str]:
-    """The annotations Backstage plugins read (GitHub, source, TechDocs, Vault, Kubernetes); adds links."""
+    """The annotations Backstage plugins read (GitHub, source, TechDocs, Vault, Kubernetes), each kind adding its
+    own (in kind order); adds links."""
     annotations: dict[str, str] = {f"{PREFIX}/managed-by": "goldenpath"}
-    namespaces: list[str] = []
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in resources:
-        a = row.get("attributes") or {}
-        if row["kind"] == "repository":
-            if web := str(a.get("webUrl") or a.get("remoteUrl") or ""):
-                annotations["backstage.io/source-location"] = f"url:{web.rstrip('/')}/"
-                annotations["backstage.io/techdocs-ref"] = "dir:."
-                links.append({"url": web, "title": "Repository"})
-            if a.get("provider") == "github":
-                annotations["github.com/project-slug"] = row["locator"]
-        elif row["kind"] == "vault.secrets-path":
-            annotations.setdefault("vault.io/secrets-path", str(a.get("path") or ""))
-            if a.get("uiUrl"):
-                links.append({"url": str(a["uiUrl"]), "title": f"Secrets ({row.get('environment')})"})
-        elif row["kind"] == "kubernetes.namespace":
-            namespaces.append(str(a.get("namespace") or ""))
-    if namespaces:
-        annotations["backstage.io/kubernetes-id"] = name
-        if len(set(namespaces)) == 1:
-            annotations["backstage.io/kubernetes-namespace"] = namespaces[0]
-        else:
-            annotations["backstage.io/kubernetes-label-selector"] = f"{PREFIX}/service={name}"
+        by_kind[row["kind"]].append(row)
+    kinds = resource_kinds()
+    for kind_id in sorted(by_kind):
+        added, more_links = kinds[kind_id].component(name, by_kind[kind_id])
+        annotations.update({key: value for key, value in added.items() if key not in annotations})
+        links.extend(more_links)
     return annotations
 
 
 def resource_entity(row: dict[str, Any], cost_center: str) -> dict[str, Any]:
-    kind, attrs = row["kind"], row.get("attributes") or {}
-    service, env = row["service"], row.get("environment") or ""
+    kind = resource_kinds()[row["kind"]]
+    env = row.get("environment") or ""
     annotations = {f"{PREFIX}/locator": row["locator"], f"{PREFIX}/managed-by": "goldenpath",
-                   **conformance_annotations(row, service)}
-    links: list[dict[str, str]] = []
-    if kind == "repository":
-        name, title = entity_name(service, "repository"), f"Repository {row['locator']}"
-        if web := attrs.get("webUrl") or attrs.get("remoteUrl"):
-            links.append({"url": str(web), "title": "Repository"})
-    elif kind == "vault.secrets-path":
-        name, title = entity_name(service, "secrets", env), f"Secrets {row['locator']}"
-        annotations["vault.io/secrets-path"] = str(attrs.get("path") or "")
-        if attrs.get("uiUrl"):
-            links.append({"url": str(attrs["uiUrl"]), "title": "Vault"})
-    else:
-        cluster = str(attrs.get("cluster") or "")
-        name, title = entity_name(service, "namespace", env, cluster), f"Namespace {row['locator']}"
-        annotations["backstage.io/kubernetes-namespace"] = str(attrs.get("namespace") or "")
-        annotations[f"{PREFIX}/cluster"] = cluster
-    metadata: dict[str, Any] = {"name": name, "title": title, "annotations": annotations}
+                   **conformance_annotations(row, row["service"]), **kind.annotations(row)}
+    metadata: dict[str, Any] = {"name": entity_name(row["service"], *kind.name_parts(row)), "title": kind.title(row),
+                                "annotations": annotations}
     labels = _labels(cost_center)
     if env and ENTITY_NAME.fullmatch(env):
         labels[f"{PREFIX}/environment"] = env
     if labels:
         metadata["labels"] = labels
-    if links:
+    if links := kind.links(row):
         metadata["links"] = links
-    spec: dict[str, Any] = {"type": RESOURCE_TYPES[kind], "owner": row["owner"]}
+    spec: dict[str, Any] = {"type": kind.catalog_type, "owner": row["owner"]}
     if row.get("system"):
         spec["system"] = row["system"]
     return {"apiVersion": API_VERSION, "kind": "Resource", "metadata": metadata, "spec": spec}

@@ -25,6 +25,7 @@ from backend.errors import (
     UpstreamUnavailable,
 )
 from backend.guardrails import TenantSpec, object_name, render
+from backend.kinds.base import ResourceKind
 from backend.kube_settings import KubernetesSettings
 from backend.naming import (
     DNS_LABEL,
@@ -90,6 +91,7 @@ __all__ = [
     "RepositoryResult",
     "RepositorySpec",
     "Requester",
+    "ResourceKind",
     "ResourceRecord",
     "RunLogger",
     "SecretPathSpec",

@@ -244,7 +244,7 @@ class RepairRule:
     """Which drifted or missing resources a pass puts back: those of `kind` in `environment` (`*`: any; a
     repository and a catalog entry have no environment, so only `*` matches them)."""
 
-    kind: Literal["*", "repository", "vault.secrets-path", "kubernetes.namespace", "service"] = "*"
+    kind: str = "*"  # a declared resource kind (backend.kinds), `service` (the catalog entry), or `*`
     environment: str = "*"
 
 

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from backend.errors import ConflictError, GoldenPathError
+from backend.kinds import resource_kinds
 from backend.plugin_api import Action, ActionContext, Policy, Providers, Requester, RunLogger
 from backend.providers.changes import Change, Outcome
 from backend.redaction import Redactor
@@ -56,9 +57,13 @@ class Status(StrEnum):
 _VALUES = frozenset(status.value for status in Status)
 _RANK = {Status.CONFORMANT: 0, Status.UNKNOWN: 1, Status.DRIFTED: 2, Status.MISSING: 3, Status.FOREIGN: 4}
 NOT_CONFORMANT = frozenset({Status.DRIFTED, Status.MISSING, Status.FOREIGN})
-# the object whose absence makes a resource `missing` rather than `drifted`
-MAIN_OBJECTS = {"repository": "repository.repo", "vault.secrets-path": "vault.secret-path",
-                "kubernetes.namespace": "kubernetes.Namespace", SERVICE_KIND: "catalog.component"}
+SERVICE_MAIN_OBJECT = "catalog.component"  # a catalog registration's (the other kinds declare theirs)
+
+
+def main_object(kind: str) -> str | None:
+    """The object whose absence makes a resource of `kind` `missing` rather than `drifted`."""
+    declared = resource_kinds().get(kind)
+    return declared.main_object if declared else SERVICE_MAIN_OBJECT if kind == SERVICE_KIND else None
 
 
 def worst(statuses: Iterable[Status]) -> Status:
@@ -247,7 +252,7 @@ class ConformanceChecker:
                 continue  # another run's desired state is this resource's: that run's replay judges it
             owned = resource is not None and (resource.kind, resource.locator) in ours
             target = results[(resource.kind, resource.locator)] if resource is not None and owned else shared
-            main = resource is not None and MAIN_OBJECTS.get(resource.kind) == change.kind
+            main = resource is not None and main_object(resource.kind) == change.kind
             status = Status.MISSING if main and change.outcome is Outcome.CREATED else Status.DRIFTED
             target.findings.append(_finding(change, status))
             target.worsen(status)
