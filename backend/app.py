@@ -139,7 +139,8 @@ def build_services(
                                           interval=settings.reconcile.interval_seconds,
                                           jitter=settings.reconcile.jitter_seconds,
                                           repairer=Repairer(conformance, runner, repair_rules(settings))
-                                          if settings.reconcile.repair else None))
+                                          if settings.reconcile.repair else None,
+                                          batched_reads=providers.batched_reads))
 
 
 def repair_rules(settings: Settings) -> tuple[RepairRule, ...]:

@@ -6,7 +6,8 @@ Actions import this module (and marshmallow) only; import-linter enforces it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -303,6 +304,14 @@ class Providers:
     claims: NameClaims | None = None
     conformance: ConformanceView | None = None
     public_url: str = ""
+
+    @contextmanager
+    def batched_reads(self) -> Iterator[None]:
+        """Within it, this thread reads every cluster in bulk (a conformance pass)."""
+        with ExitStack() as stack:
+            for cluster in self.clusters.values():
+                stack.enter_context(cluster.batched_reads())
+            yield
 
     def require_secrets(self) -> tuple[SecretsStore, VaultOptions]:
         if self.secrets is None or self.vault is None:

@@ -7,7 +7,8 @@ namespace another team or tool owns, write only what differs, leave provenance a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,12 @@ class ClusterTarget(ABC):
         """Converge every manifest (the Namespace first). Raises ConflictError for a foreign namespace.
         `on_change` hears of each change as soon as it is in force, so a failure half-way still leaves
         evidence of what was done."""
+
+    @contextmanager
+    def batched_reads(self) -> Iterator[None]:
+        """Within it, this thread reads the cluster in bulk (a conformance pass over every service): a target that
+        can answer many reads with few calls does so here; the default reads one object at a time."""
+        yield
 
     @abstractmethod
     def check_namespace(self, namespace: str, *, owner_ref: str) -> bool:

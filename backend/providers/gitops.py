@@ -49,6 +49,25 @@ class GitOpsCluster(ClusterTarget):
         self.workdir = Path(workdir).resolve()
         self._remote_url = str(Path(remote).resolve()) if _is_local(remote) else remote
         self._lock = threading.Lock()
+        self._batch = threading.local()  # this thread's bulk read: fetched once (batched_reads)
+
+    @contextmanager
+    def batched_reads(self) -> Iterator[None]:
+        """One fetch for every read of this thread within it (a conformance pass reads the tree it fetched, not a
+        fetch per service); a write still fetches first."""
+        self._batch.fetched = False
+        try:
+            yield
+        finally:
+            self._batch.fetched = None
+
+    def _sync_to_read(self) -> None:
+        fetched = getattr(self._batch, "fetched", None)
+        if fetched:
+            return
+        self._sync()
+        if fetched is False:
+            self._batch.fetched = True
 
     def ensure_tenant(
         self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool,
@@ -57,7 +76,7 @@ class GitOpsCluster(ClusterTarget):
         namespace = manifests[0]["metadata"]["name"]
         folder = Path("clusters") / self.name / "namespaces" / namespace
         with self._exclusive():
-            self._sync()
+            self._sync_to_read() if dry_run else self._sync()
             current_ns = _load(self.workdir / folder / file_name(manifests[0]))
             check_namespace_owner(current_ns, owner_ref=owner_ref, cluster=self.name)
             planned: list[tuple[Change | None, Path, tuple[str, str]]] = [
@@ -81,7 +100,7 @@ class GitOpsCluster(ClusterTarget):
     def check_namespace(self, namespace: str, *, owner_ref: str) -> bool:
         manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         with self._exclusive():
-            self._sync()
+            self._sync_to_read()
             current = _load(self.workdir / "clusters" / self.name / "namespaces" / namespace / file_name(manifest))
         check_namespace_owner(current, owner_ref=owner_ref, cluster=self.name)
         return current is not None

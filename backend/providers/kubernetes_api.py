@@ -6,7 +6,9 @@ server-side apply, so it also works against API emulators. SDK errors are transl
 
 from __future__ import annotations
 
+import copy
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +28,17 @@ from backend.providers.manifests import check_namespace_owner, owned_differences
 
 PROVIDER = "kubernetes"
 FIELD_MANAGER = "goldenpath"
+MANAGED = ("app.kubernetes.io/managed-by", "goldenpath")  # the label on every object Golden Path renders
+LIST_PAGE = 500
+# kind → (API class, the method listing it across namespaces)
+LISTS: dict[str, tuple[str, str]] = {
+    "Namespace": ("CoreV1Api", "list_namespace"),
+    "ResourceQuota": ("CoreV1Api", "list_resource_quota_for_all_namespaces"),
+    "LimitRange": ("CoreV1Api", "list_limit_range_for_all_namespaces"),
+    "ServiceAccount": ("CoreV1Api", "list_service_account_for_all_namespaces"),
+    "NetworkPolicy": ("NetworkingV1Api", "list_network_policy_for_all_namespaces"),
+    "RoleBinding": ("RbacAuthorizationV1Api", "list_role_binding_for_all_namespaces"),
+}
 # kind → (API class, method suffix, namespaced)
 KINDS: dict[str, tuple[str, str, bool]] = {
     "Namespace": ("CoreV1Api", "namespace", False),
@@ -59,6 +72,44 @@ class KubernetesCluster(ClusterTarget):
     def __init__(self, name: str, client: kubernetes.client.ApiClient) -> None:
         self.name = name
         self._apis = {cls: getattr(kubernetes.client, cls)(client) for cls, _, _ in KINDS.values()}
+        self._listed = threading.local()  # this thread's bulk read: {(kind, namespace, name): object} per kind
+
+    @contextmanager
+    def batched_reads(self) -> Iterator[None]:
+        """One list per kind (every object labelled managed-by goldenpath, in every namespace, in pages) instead
+        of a read per object. An object not in a list (deleted, or its label taken off) is read on its own, and
+        one this thread writes is read afresh next, so the lists only ever save calls."""
+        listed: dict[str, dict[tuple[str | None, str], dict[str, Any]]] = {}
+        for kind in KINDS:
+            try:
+                listed[kind] = self._list(kind)
+            except (UpstreamError, UpstreamUnavailable):  # not listable (RBAC, outage): read one by one
+                continue
+        self._listed.kinds = listed
+        try:
+            yield
+        finally:
+            self._listed.kinds = None
+
+    def _list(self, kind: str) -> dict[tuple[str | None, str], dict[str, Any]]:
+        api_class, method = LISTS[kind]
+        found: dict[tuple[str | None, str], dict[str, Any]] = {}
+        token: str | None = None
+        for _ in range(10_000):
+            kwargs: dict[str, Any] = {"label_selector": "=".join(MANAGED), "limit": LIST_PAGE,
+                                      "_preload_content": False, "_request_timeout": 60}
+            if token:
+                kwargs["_continue"] = token
+            with _api_call(f"list {kind} objects on cluster {self.name}"):
+                page = json.loads(getattr(self._apis[api_class], method)(**kwargs).data)
+            for item in page.get("items") or []:
+                meta = item.get("metadata") or {}
+                if (meta.get("labels") or {}).get(MANAGED[0]) == MANAGED[1] and meta.get("name"):
+                    found[(meta.get("namespace"), meta["name"])] = item  # a server ignoring the selector: filtered
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return found
+        raise UpstreamError(f"listing {kind} objects on cluster {self.name} did not end", provider=PROVIDER)
 
     def ensure_tenant(
         self, manifests: list[dict[str, Any]], *, owner_ref: str, message: str, dry_run: bool,
@@ -113,6 +164,10 @@ class KubernetesCluster(ClusterTarget):
         return updated, unified_diff(label, to_yaml(_visible(current, manifest)), to_yaml(manifest)), writes
 
     def _read(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        listed = (getattr(self._listed, "kinds", None) or {}).get(manifest["kind"])
+        meta = manifest["metadata"]
+        if listed is not None and (found := listed.get((meta.get("namespace"), meta["name"]))) is not None:
+            return {"apiVersion": manifest["apiVersion"], "kind": manifest["kind"], **copy.deepcopy(found)}
         try:
             response = self._call(manifest, "read")
         except _NotFoundError:
@@ -132,6 +187,8 @@ class KubernetesCluster(ClusterTarget):
             kwargs["body"] = body
         if verb in {"create", "patch"}:
             kwargs["field_manager"] = FIELD_MANAGER
+        if verb != "read" and (listed := (getattr(self._listed, "kinds", None) or {}).get(manifest["kind"])):
+            listed.pop((meta.get("namespace"), meta["name"]), None)  # written: read it afresh next time
         with _api_call(f"{verb} {object_name(manifest)} on cluster {self.name}"):
             return method(*args, **kwargs)
 

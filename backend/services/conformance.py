@@ -165,6 +165,10 @@ class ConformanceChecker:
             self._on_status_change()
         return Inspection(report=report, overlapping=overlapping)
 
+    def desired_by(self, service: str) -> dict[tuple[str, str], str]:
+        """(kind, locator) → the run whose input is that resource's desired state, as the inventory says now."""
+        return {(row["kind"], row["locator"]): row["runId"] for row in self._stores.inventory.list(service=service)}
+
     def desired_request(self, run_id: str, service: str) -> tuple[Action, dict[str, Any], dict[str, Any]] | str:
         """The action, raw input and context of run `run_id` to run again for `service` (read and checked now:
         the row may have changed since the check); or why it may not be."""

@@ -12,7 +12,8 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,10 @@ class PassSummary:
 
 class Reconciler:
     def __init__(self, checker: ConformanceChecker, locks: Locks, *, interval: float, jitter: float,
-                 repairer: Repairer | None = None) -> None:
+                 repairer: Repairer | None = None,
+                 batched_reads: Callable[[], AbstractContextManager[None]] = nullcontext) -> None:
         self._checker, self._locks, self._repairer = checker, locks, repairer
+        self._batched_reads = batched_reads
         self._interval, self._jitter = interval, jitter
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,7 +54,16 @@ class Reconciler:
 
     def _pass(self, services: Iterable[str] | None) -> PassSummary:
         started, summary = time.perf_counter(), PassSummary(ran=True)
-        for name in sorted(services) if services is not None else self._checker.services():
+        with self._batched_reads():
+            self._check_each(sorted(services) if services is not None else self._checker.services(), summary)
+        summary.seconds = time.perf_counter() - started
+        _log.info("reconcile pass: %d services in %.1f s (%s); %d repair runs", summary.services, summary.seconds,
+                  ", ".join(f"{count} {status}" for status, count in sorted(summary.statuses.items())) or "none",
+                  sum(1 for r in summary.repairs if r.run_id))
+        return summary
+
+    def _check_each(self, names: list[str], summary: PassSummary) -> None:
+        for name in names:
             try:
                 report = self._check_and_repair(name, summary)
             except Exception as exc:  # the database went away mid-pass: the next pass tries again
@@ -60,11 +72,6 @@ class Reconciler:
                 continue
             summary.services += 1
             summary.statuses[report["status"]] += 1
-        summary.seconds = time.perf_counter() - started
-        _log.info("reconcile pass: %d services in %.1f s (%s); %d repair runs", summary.services, summary.seconds,
-                  ", ".join(f"{count} {status}" for status, count in sorted(summary.statuses.items())) or "none",
-                  sum(1 for r in summary.repairs if r.run_id))
-        return summary
 
     def _check_and_repair(self, name: str, summary: PassSummary) -> dict[str, Any]:
         inspection = self._checker.inspect(name)

@@ -45,9 +45,11 @@ class Repairer:
 
     def repair(self, service: str, inspection: Inspection) -> list[Repair]:
         wanted: dict[str, set[str | None]] = {}
+        now = self._checker.desired_by(service)  # a run since the check may have made them anew: not undone
         for resource in inspection.report["resources"]:
-            if self.wanted(resource):
-                wanted.setdefault(resource["desiredBy"]["runId"], set()).add(resource.get("environment"))
+            run_id = resource["desiredBy"]["runId"]
+            if self.wanted(resource) and now.get((resource["kind"], resource["locator"])) == run_id:
+                wanted.setdefault(run_id, set()).add(resource.get("environment"))
         return [self._run_again(service, run_id, environments, inspection)
                 for run_id, environments in sorted(wanted.items())]
 

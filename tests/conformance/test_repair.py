@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tests.conformance.test_drift import (
 )
 from tests.conftest import API_TOKEN, VAULT_ACTION
 from tests.k8s_emulator import KubeEmulator
+from tests.providers.test_gitops import git
 
 NAMESPACES = "goldenpath:kubernetes:namespace:create"
 NETWORK_POLICIES = "/apis/networking.k8s.io/v1/namespaces/{}/networkpolicies"
@@ -161,3 +163,52 @@ def test_the_vault_action_input_is_what_a_repair_runs_again(make_app: Callable[.
     keys = vault(openbao).secrets.kv.v2.read_secret_version(path, mount_point="secret",
                                                             raise_on_deleted_version=True)["data"]["data"]
     assert set(keys) == {"DATABASE_PASSWORD"}
+
+
+def test_a_pass_reads_each_kind_once_per_cluster_not_each_object(make_app: Callable[..., tuple[Any, Services]],
+                                                                  kube: KubeEmulator) -> None:
+    client, services = app_with(make_app, kube, [])
+    names = [f"rep-{secrets.token_hex(3)}" for _ in range(3)]
+    for name in names:
+        provision(client, name)
+    quota = f"/api/v1/namespaces/{names[0]}-dev/resourcequotas/goldenpath-quota"
+    kube_call(kube, "PATCH", quota, {"metadata": {"labels": {"app.kubernetes.io/managed-by": None}}})
+    before = len(kube.requests())
+    summary = services.reconciler.run_pass(names)
+    assert summary.statuses == {"conformant": 2, "drifted": 1}
+    requests = kube.requests()[before:]
+    lists = [path for method, path in requests if method == "GET" and path.count("/") <= 4]
+    reads = [path for method, path in requests if method == "GET" and path.count("/") > 4]
+    assert len(lists) == 6  # Namespaces, quotas, limit ranges, service accounts, network policies, role bindings
+    assert reads == [quota]  # our label taken off: read on its own (without lists: 2 x 9 objects x 3 services)
+    assert kube.writes(before) == []
+    report = services.conformance.stored(names[0])
+    assert report is not None
+    [finding] = resource(report, "kubernetes.namespace", "dev")["findings"]
+    assert finding["fields"] == ["metadata.labels.app.kubernetes.io/managed-by"]
+
+    verify = services.conformance.check(names[1])  # outside a pass (the verify action): one read per object
+    assert verify["status"] == "conformant"
+
+
+def test_a_gitops_pass_fetches_once_and_sees_a_change_pushed_behind_its_back(
+        make_app: Callable[..., tuple[Any, Services]], gitops_dir: Path, tmp_path: Path) -> None:
+    app, services = make_app(kubernetes={"environments": {"dev": ["local"], "prod": ["local"]}},
+                             reconcile={"interval_seconds": 0})
+    client = app.test_client(headers={"Authorization": f"Bearer {API_TOKEN}"})
+    names = [f"rep-{secrets.token_hex(3)}" for _ in range(2)]
+    for name in names:
+        provision(client, name)
+    work = tmp_path / "someone"
+    git("clone", "-q", str(gitops_dir / "local.git"), str(work), cwd=tmp_path)
+    path = work / "clusters" / "local" / "namespaces" / f"{names[1]}-prod" / f"namespace-{names[1]}-prod.yaml"
+    path.write_text(path.read_text().replace("cc-1234", "cc-9999"))
+    git("-c", "user.name=someone", "-c", "user.email=someone@example.com", "commit", "-qam", "debugging", cwd=work)
+    git("push", "-q", "origin", "HEAD:main", cwd=work)
+    summary = services.reconciler.run_pass(names)
+    assert summary.statuses == {"conformant": 1, "drifted": 1}
+    report = services.conformance.stored(names[1])
+    assert report is not None
+    [finding] = resource(report, "kubernetes.namespace", "prod")["findings"]
+    assert finding["differences"] == [{"field": "metadata.labels.goldenpath.dev/cost-center", "expected": "cc-1234",
+                                       "actual": "cc-9999"}]
