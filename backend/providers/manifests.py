@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import re
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
+import kubernetes_validate.utils as k8s_utils
 import yaml
+from referencing import Registry, Resource
 
 from backend.errors import ConflictError, PolicyViolation
 from backend.guardrails import MANAGED_BY, OWNER_REF_ANNOTATION, PROVENANCE_ANNOTATIONS, object_name
@@ -19,14 +24,36 @@ def validate(manifests: list[dict[str, Any]], version: str) -> None:
     """Fail closed: nothing is sent or committed unless every manifest passes the official schema (strict)."""
     for manifest in manifests:
         try:
-            kubernetes_validate.validate(manifest, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
+            _validator(version, str(manifest.get("kind")), str(manifest.get("apiVersion"))).validate(manifest)
+        except jsonschema.ValidationError as exc:
             where = ".".join(str(p) for p in exc.path) or "(root)"
             raise PolicyViolation(f"{object_name(manifest)} breaks the Kubernetes {version} schema at {where}: "
                                   f"{exc.message}", rule="kubernetes-schema") from None
         except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.utils.VersionNotSupportedError) as exc:
             raise PolicyViolation(f"cannot validate {object_name(manifest)}: {getattr(exc, 'message', exc)}",
                                   rule="kubernetes-schema") from None
+
+
+@functools.lru_cache(maxsize=128)
+def _validator(version: str, kind: str, api_version: str) -> jsonschema.Draft202012Validator:
+    """The strict schema kubernetes_validate.validate picks for this kind (the newest schema version not newer than
+    `version`), compiled once: the library reads and parses its definitions file (megabytes) on every call, which
+    a conformance pass would pay for every object of every service."""
+    wanted = version[1:] if version.startswith("v") else version
+    if k8s_utils.major_minor(wanted) > k8s_utils.latest_version():
+        raise k8s_utils.VersionNotSupportedError(version=k8s_utils.major_minor(wanted))
+    found = [v for v in k8s_utils.all_versions() if k8s_utils.major_minor(v) <= k8s_utils.major_minor(wanted)][-1]
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    folder = f"kubernetes-json-schema/v{found}-local-strict"
+    try:
+        schema = k8s_utils.schema_contents(f"{folder}/{kind.lower()}-{group_version}.json", wanted)
+    except FileNotFoundError:
+        raise kubernetes_validate.SchemaNotFoundError(version=k8s_utils.major_minor(wanted), kind=kind,
+                                                      api_version=api_version) from None
+    definitions = k8s_utils.schema_contents(f"{folder}/_definitions.json", wanted)
+    registry: Registry[Any] = Resource.from_contents(schema) @ Registry()
+    registry = Resource.from_contents(definitions) @ registry
+    return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
 def check_namespace_owner(current: dict[str, Any] | None, *, owner_ref: str, cluster: str) -> None:
