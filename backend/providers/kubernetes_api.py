@@ -116,11 +116,13 @@ class KubernetesCluster(ClusterTarget):
         on_change: Callable[[Change], object],
     ) -> TenantResult:
         namespace = manifests[0]
-        current_ns = self._read(namespace)
+        # a write reads afresh: the pass's lists may be minutes old, and the owner check guards the write
+        current_ns = self._read(namespace, listed=dry_run)
         check_namespace_owner(current_ns, owner_ref=owner_ref, cluster=self.name)
         changes, diffs, writes = [], [], 0
         for manifest in manifests:
-            current = current_ns if manifest is namespace else (self._read(manifest) if current_ns else None)
+            current = current_ns if manifest is namespace else (
+                self._read(manifest, listed=dry_run) if current_ns else None)
             change, diff, made = self._converge(manifest, current, dry_run=dry_run)
             on_change(change)
             changes.append(change)
@@ -163,10 +165,13 @@ class KubernetesCluster(ClusterTarget):
                 writes = 1
         return updated, unified_diff(label, to_yaml(_visible(current, manifest)), to_yaml(manifest)), writes
 
-    def _read(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
-        listed = (getattr(self._listed, "kinds", None) or {}).get(manifest["kind"])
+    def _read(self, manifest: dict[str, Any], *, listed: bool = True) -> dict[str, Any] | None:
+        """The object as the cluster holds it; `listed`: from this thread's pass list when it has it (reads only,
+        never a read a write depends on)."""
+        lists = (getattr(self._listed, "kinds", None) or {}) if listed else {}
+        listed_kind = lists.get(manifest["kind"])
         meta = manifest["metadata"]
-        if listed is not None and (found := listed.get((meta.get("namespace"), meta["name"]))) is not None:
+        if listed_kind is not None and (found := listed_kind.get((meta.get("namespace"), meta["name"]))) is not None:
             return {"apiVersion": manifest["apiVersion"], "kind": manifest["kind"], **copy.deepcopy(found)}
         try:
             response = self._call(manifest, "read")

@@ -45,15 +45,26 @@ class Repairer:
 
     def repair(self, service: str, inspection: Inspection) -> list[Repair]:
         wanted: dict[str, set[str | None]] = {}
+        held: dict[str, set[tuple[str, str]]] = {}
         now = self._checker.desired_by(service)  # a run since the check may have made them anew: not undone
         for resource in inspection.report["resources"]:
-            run_id = resource["desiredBy"]["runId"]
-            if self.wanted(resource) and now.get((resource["kind"], resource["locator"])) == run_id:
+            run_id, key = resource["desiredBy"]["runId"], (resource["kind"], resource["locator"])
+            if self.wanted(resource) and now.get(key) == run_id:
                 wanted.setdefault(run_id, set()).add(resource.get("environment"))
-        return [self._run_again(service, run_id, environments, inspection)
+                held.setdefault(run_id, set()).add(key)
+        return [self._run_again(service, run_id, environments, inspection, held[run_id])
                 for run_id, environments in sorted(wanted.items())]
 
-    def _run_again(self, service: str, run_id: str, environments: set[str | None], inspection: Inspection) -> Repair:
+    def _still_held(self, service: str, run_id: str, keys: set[tuple[str, str]]) -> str | None:
+        """Asked again under the service's lock (a run may have finished since): None while `run_id` is still the
+        desired state of every resource to repair."""
+        now = self._checker.desired_by(service)
+        if all(now.get(key) == run_id for key in keys):
+            return None
+        return "a run since the check made its resources anew: running the older one again would undo that run"
+
+    def _run_again(self, service: str, run_id: str, environments: set[str | None], inspection: Inspection,
+                   keys: set[tuple[str, str]]) -> Repair:
         desired = self._checker.desired_request(run_id, service)
         if isinstance(desired, str):
             return Repair(service, run_id, None, "skipped", desired)
@@ -71,7 +82,8 @@ class Repairer:
                                                   if context.get("templateRef") else {})}
         try:
             record = self._runner.run(RunRequest(action_id=action.id, input=data, requester=REPAIRER,
-                                                 context=request_context))
+                                                 context=request_context,
+                                                 precondition=lambda: self._still_held(service, run_id, keys)))
         except GoldenPathError as exc:
             _log.warning("repair of %s (run %s again) failed: %s", service, run_id, exc.detail)
             return Repair(service, run_id, exc.run_id, "failed", exc.detail)

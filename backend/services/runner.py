@@ -81,6 +81,9 @@ class RunRequest:
     idempotency_key: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
+    # asked under the service's lock, just before a writing run's action: why it may no longer run (a repair whose
+    # resources a newer run made since the check), or None
+    precondition: Callable[[], str | None] | None = None
 
 
 @dataclass
@@ -328,6 +331,8 @@ class Runner:
                 if self._providers.claims is not None and (
                         found := self._providers.claims.conflicts(ctx.service_claims())):
                     raise found[0]
+                if writing and request.precondition is not None and (why := request.precondition()):
+                    raise ConflictError(why)
                 if writing:
                     crashpoint("run.start")
                 output = action.run(ctx)
