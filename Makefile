@@ -25,8 +25,11 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# pytest-xdist, 2 workers (PYTEST_WORKERS=0: serially); the tests marked xdist_group (Backstage end-to-end) share
+# one worker. pytest's exit status is the target's: 5 (no tests collected) fails it too.
+PYTEST_WORKERS ?= 2
 unit: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # every realistic bug of tests/mutants/catalogue must fail a guarding test (a copy of the code is mutated)
 mutants: install

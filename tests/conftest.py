@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -171,9 +173,13 @@ FIXTURE = Path(__file__).parent / "fixtures" / "gp_example_action"
 @pytest.fixture(scope="session")
 def example_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
+    # pip builds a local project in its own directory (build/, *.egg-info): each session (each pytest-xdist worker)
+    # builds a copy of its own, so two never write the same files, and the checkout is left as it was
+    source = tmp_path_factory.mktemp("src") / FIXTURE.name
+    shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target",
-         str(target), str(FIXTURE)],
+         str(target), str(source)],
         check=True, capture_output=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )
     return target
@@ -189,8 +195,76 @@ def installed(example_package: Path) -> Iterator[Path]:
     importlib.invalidate_caches()
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+# -- node ids, and pytest-xdist (`make unit` runs `-n 2 --dist loadgroup`) ------------------------------------------
+NodeId: Any
+try:
+    from _pytest.nodeid import NodeId  # pytest >= 9.2 keeps an item's node id in `item._id`
+except ImportError:  # earlier pytest kept the string in `item._nodeid`
+    NodeId = None
+
+
+def _set_node_id(item: pytest.Item, nodeid: str) -> None:
+    if NodeId is not None and isinstance(getattr(item, "_id", None), NodeId):
+        item._id = NodeId.parse(nodeid)  # type: ignore[attr-defined]
+    else:
+        item._nodeid = nodeid
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook (which appends the group on pytest < 9.2)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test gets a node id of its own, and `xdist_group` works on pytest 9.2.
+
+    schemathesis 4 makes one item per API operation, named `test[GET /path]`, but pytest 9.2 builds a Function's
+    node id from `originalname` and its callspec, so all 16 fuzz items got the same id. Serially they all ran (and
+    reported under one name); pytest-xdist schedules by node id and ran just one of them. pytest-xdist also marks a
+    grouped test by assigning `item._nodeid += "@group"`, which pytest 9.2 no longer reads: `xdist_group` was
+    ignored and the Backstage tests spread over both workers. Both are put right here; a duplicate left is an error.
+    """
+    for item in items:  # the id a test is reported under names it whole (its parameters, or schemathesis' operation)
+        whole = f"{item.parent.nodeid}::{item.name}" if item.parent is not None else item.nodeid
+        if isinstance(item, pytest.Function) and item.nodeid != whole and not item.nodeid.startswith(f"{whole}@"):
+            _set_node_id(item, whole)
+    if getattr(config.option, "loadgroup", False) is True:  # set by pytest-xdist on its workers for --dist loadgroup
+        for item in items:
+            groups = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                             for mark in item.iter_markers("xdist_group")})
+            if groups and item.nodeid.rfind("@") <= item.nodeid.rfind("]"):
+                _set_node_id(item, f"{item.nodeid}@{'_'.join(groups)}")
+    shared = sorted(nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1)
+    if shared:
+        raise pytest.UsageError(f"tests share a node id (pytest-xdist would run only one of each): {shared}")
+
+
+def summary_lines() -> list[str]:
+    lines = []
     if _postgres_source:
-        terminalreporter.write_line(f"PostgreSQL used by the tests: {_postgres_source[0]}")
+        lines.append(f"PostgreSQL used by the tests: {_postgres_source[0]}")
     if _github_spec_version:
-        terminalreporter.write_line(f"GitHub emulator checked against: {_github_spec_version[0]}")
+        lines.append(f"GitHub emulator checked against: {_github_spec_version[0]}")
+    return lines
+
+
+_from_workers: dict[str, Any] = {"lines": [], "e2e": {}}  # on the pytest-xdist controller: what workers' fixtures found
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)  # a pytest-xdist worker: hand the lines over
+    if workeroutput is not None:
+        workeroutput["goldenpath_summary"] = summary_lines()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    output = getattr(node, "workeroutput", {})
+    _from_workers["lines"] += [line for line in output.get("goldenpath_summary", [])
+                               if line not in _from_workers["lines"]]
+    _from_workers["e2e"].update(output.get("goldenpath_e2e_report", {}))  # tests/e2e/conftest.py's REPORT
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in summary_lines() or _from_workers["lines"]:
+        terminalreporter.write_line(line)
+    if _from_workers["e2e"]:
+        terminalreporter.section("Backstage end-to-end")
+        for key, value in _from_workers["e2e"].items():
+            terminalreporter.write_line(f"{key}: {value}")

@@ -60,6 +60,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(f"{key}: {value}")
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)  # a pytest-xdist worker: tests/conftest.py shows it
+    if workeroutput is not None and REPORT:
+        workeroutput["goldenpath_e2e_report"] = dict(REPORT)
+
+
 @pytest.fixture(scope="session")
 def backstage_install() -> Path:
     """A directory with index.js and node_modules installed from the committed lock file (cached)."""

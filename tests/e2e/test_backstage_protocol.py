@@ -12,7 +12,8 @@ import pytest
 from backend.services.registry import builtin_actions
 from tests.e2e.conftest import Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]  # the first run includes `npm ci`
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500),  # the first run includes `npm ci`
+              pytest.mark.xdist_group("backstage")]  # under pytest-xdist one worker runs them all: one stack
 
 
 def test_the_scaffolder_lists_every_goldenpath_action_with_its_schemas(stack: Stack) -> None:

@@ -31,7 +31,8 @@ from tests.e2e.tasks import (
     writes,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]  # the first run includes `npm ci`
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500),  # the first run includes `npm ci`
+              pytest.mark.xdist_group("backstage")]  # under pytest-xdist one worker runs them all: one stack
 
 CATALOG_TIMEOUT = 45.0  # the catalog reads locations again only when asked (e2e config): Golden Path asks
 

@@ -21,7 +21,8 @@ from tests.e2e.conftest import Stack
 from tests.e2e.people import ALICE, MALLORY, PAT
 from tests.e2e.tasks import OWNER, VAULT_ACTION, failed_step, goldenpath_runs, log, wizard, writes
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]  # the first run includes `npm ci`
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500),  # the first run includes `npm ci`
+              pytest.mark.xdist_group("backstage")]  # under pytest-xdist one worker runs them all: one stack
 
 VAULT_TEMPLATE = "template:default/vault-secrets-path-only"
 PLAN = "goldenpath:platform:service:plan"
