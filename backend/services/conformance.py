@@ -27,13 +27,13 @@ from typing import Any
 
 from backend.errors import ConflictError, GoldenPathError
 from backend.kinds import resource_kinds
-from backend.plugin_api import Action, ActionContext, Policy, Providers, Requester, RunLogger
+from backend.plugin_api import Action, ActionContext, Policy, Providers, RunLogger
 from backend.providers.changes import Change, Outcome
 from backend.redaction import Redactor
 from backend.services.registry import ActionRegistry
 from backend.services.run_evidence import canonical_bytes
 from backend.services.run_input import canonical_owner, input_digest, load_input
-from backend.services.runner import authorization_problem
+from backend.services.runner import authorization_problem, recorded_requester
 from backend.store.audit import AuditStore, NewAuditEvent
 from backend.store.clock import utc_now
 from backend.store.conformance import Checked, ConformanceStore, StatusChange
@@ -230,12 +230,12 @@ class ConformanceChecker:
         # every run is sealed when accepted, before its requester is authorized: a run its (sealed) requester was
         # refused never made anything, and must never become what a repair writes as admin (a dry-run's digest
         # differs, above)
-        if authorization_problem(action, data, _requester(run)) is not None:
+        if authorization_problem(action, data, recorded_requester(run)) is not None:
             return "the run it names was not allowed to its requester: its desired state is not trusted"
         return action, data
 
     def _context(self, action: Action, data: dict[str, Any], run: dict[str, Any], service: str) -> ActionContext:
-        requester = _requester(run)
+        requester = recorded_requester(run)
         owner = data.get(action.owner_field) if action.owner_field else None
         check_id = f"conformance-{uuid.uuid4()}"
         return ActionContext(
@@ -269,14 +269,6 @@ class ConformanceChecker:
         key, seal, key_id = self._stores.audit.key, run.get("seal"), run.get("sealKeyId")
         return bool(seal and key_id and key.knows(str(key_id))
                     and key.check(str(key_id), canonical_bytes(takeover_envelope(run)), str(seal)))
-
-
-def _requester(run: dict[str, Any]) -> Requester:
-    """The run's requester as recorded (and sealed) when it was accepted."""
-    recorded = run.get("requester") or {}
-    return Requester(user=recorded.get("user"), caller=str(recorded.get("caller") or run["caller"]),
-                     claimed_user=recorded.get("claimedUser"), groups=frozenset(recorded.get("groups") or ()),
-                     admin=bool(recorded.get("admin")))
 
 
 def _report_bytes(service: str, report: dict[str, Any]) -> bytes:

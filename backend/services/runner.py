@@ -235,9 +235,7 @@ class Runner:
         if input_digest(action.input_schema, data, dry_run=row["dryRun"]) != row["inputDigest"]:
             self._interrupt(row, lease, "its stored input no longer matches its digest: not run again")
             return
-        who = Requester(user=requester.get("user"), caller=str(requester.get("caller") or row["caller"]),
-                        claimed_user=requester.get("claimedUser"), groups=frozenset(requester.get("groups") or ()),
-                        admin=bool(requester.get("admin")))
+        who = recorded_requester(row)
         if (denied := authorization_problem(action, data, who)) is not None:
             self._interrupt(row, lease, f"its requester may not run it ({denied.detail}): not run again")
             return
@@ -435,6 +433,14 @@ class Runner:
         if isinstance(error, UpstreamError):
             self._metrics.upstream_errors.labels(error.provider, str(error.is_retryable).lower()).inc()
         return record
+
+
+def recorded_requester(row: Mapping[str, Any]) -> Requester:
+    """A run's requester as recorded (and sealed) when it was accepted."""
+    recorded = row.get("requester") or {}
+    return Requester(user=recorded.get("user"), caller=str(recorded.get("caller") or row["caller"]),
+                     claimed_user=recorded.get("claimedUser"), groups=frozenset(recorded.get("groups") or ()),
+                     admin=bool(recorded.get("admin")))
 
 
 def authorization_problem(action: Action, data: Mapping[str, Any], requester: Requester) -> NotAllowedError | None:
