@@ -26,10 +26,11 @@ lint: install
 	$(BIN)/lint-imports
 
 # pytest-xdist, 2 workers (PYTEST_WORKERS=0: serially); the tests marked xdist_group (Backstage end-to-end) share
-# one worker. pytest's exit status is the target's: 5 (no tests collected) fails it too.
+# one worker. pytest's exit status is the target's: 5 (no tests collected) fails it too. A worker that dies ends the
+# run, naming the test it was running: pytest-xdist 3.8's loadgroup cannot replace one (INTERNALERROR or a hang).
 PYTEST_WORKERS ?= 2
 unit: install
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --max-worker-restart 0
 
 # every realistic bug of tests/mutants/catalogue must fail a guarding test (a copy of the code is mutated)
 mutants: install
